@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := demo-out
+
+.PHONY: install demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/distillguard simulate --scenario small --seed 7 --out $(DEMO)/sim
+	$(BIN)/distillguard baseline rate-limit $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/rate-limit
+	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/rate-limit/accounts.csv
+	$(BIN)/distillguard baseline anomaly $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/anomaly
+	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/anomaly/accounts.csv
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -1,0 +1,67 @@
+"""The `distillguard` command line: a thin layer over the stages of the flow."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from distillguard import __version__
+from distillguard.errors import DistillguardError
+
+app = typer.Typer(
+    name="distillguard",
+    help=(
+        "Detect and contain distillation attacks: networks of accounts harvesting a model's "
+        "answers through its API.\n\nTypical flow: `simulate` traffic (or bring your own logs), "
+        "`analyze` them, `evaluate` against ground truth."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"distillguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """distillguard command line."""
+
+
+def _register() -> None:
+    # Imported here so `--help` and `--version` stay fast and each stage owns its command.
+    from distillguard.evaluate.command import baseline_app, evaluate_command
+    from distillguard.ingest.command import ingest_command
+    from distillguard.sim.command import simulate_command
+
+    app.command("ingest")(ingest_command)
+    app.command("simulate")(simulate_command)
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(baseline_app, name="baseline")
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except DistillguardError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
