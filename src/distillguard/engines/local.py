@@ -1,0 +1,149 @@
+"""The embedded batch engine: read -> signals -> DuckDB -> features -> links -> scores, on one machine.
+
+Exchange text lives only inside one record batch at a time: each batch is turned into its signals
+(hashes, scores, metadata) and appended to a DuckDB table, so memory grows with the number of
+exchanges times a few dozen bytes, not with prompt text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.behaviour.features import account_features, ensure_side_tables
+from distillguard.ingest import RejectSink, input_size, read_accounts, read_exchanges, read_releases
+from distillguard.progress import track
+from distillguard.scoring.assign import score_accounts
+from distillguard.scoring.model import AccountModel
+from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals
+
+
+@dataclass
+class AnalysisResult:
+    accounts: pa.Table  # account_id, n_exchanges, features, risk, flagged, cluster_id, reasons
+    clusters: pa.Table
+    threshold: float
+    n_exchanges: int
+    n_duplicates: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    con: duckdb.DuckDBPyConnection | None = None
+
+
+def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(db_path) if db_path else ":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def load_signals(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | Path],
+    *,
+    rejects: RejectSink,
+    fmt: str = "auto",
+    quiet: bool = False,
+) -> tuple[int, int]:
+    """Read the logs into the `signals` table; returns (exchanges kept, duplicate request ids dropped)."""
+    con.execute("DROP TABLE IF EXISTS signals_raw")
+    con.register("signals_empty", SIGNALS_SCHEMA.empty_table())
+    con.execute("CREATE TABLE signals_raw AS SELECT * FROM signals_empty")
+    con.unregister("signals_empty")
+    with track("reading and scoring exchanges", total=input_size(paths), quiet=quiet) as bar:
+        for batch in read_exchanges(paths, fmt=fmt, rejects=rejects, on_progress=bar.advance):
+            con.register("signals_batch", exchange_signals(batch))
+            con.execute("INSERT INTO signals_raw SELECT * FROM signals_batch")
+            con.unregister("signals_batch")
+    # The same exchange logged twice (overlapping exports) must count once.
+    con.execute("DROP TABLE IF EXISTS signals")
+    con.execute(
+        "CREATE TABLE signals AS SELECT * FROM signals_raw "
+        "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts) = 1"
+    )
+    total = con.execute("SELECT count(*) FROM signals_raw").fetchone()[0]
+    kept = con.execute("SELECT count(*) FROM signals").fetchone()[0]
+    con.execute("DROP TABLE signals_raw")
+    return kept, total - kept
+
+
+def load_side_tables(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    rejects: RejectSink,
+    accounts: Path | None,
+    releases: Path | None,
+) -> None:
+    for name, path, reader in (("accounts", accounts, read_accounts), ("releases", releases, read_releases)):
+        if path is None:
+            continue
+        con.register(f"{name}_in", reader(path, rejects))
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name}_in")
+        con.unregister(f"{name}_in")
+    ensure_side_tables(con)
+
+
+def build_features(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | Path],
+    *,
+    rejects: RejectSink,
+    accounts: Path | None = None,
+    releases: Path | None = None,
+    fmt: str = "auto",
+    quiet: bool = False,
+) -> tuple[pa.Table, int, int]:
+    """Everything before scoring: (one feature row per account, exchanges kept, duplicates dropped)."""
+    load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
+    kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet)
+    return account_features(con), kept, duplicates
+
+
+def account_table_for_training(sim_dir: Path) -> pa.Table:
+    """Account features of a simulator output folder (exchanges, accounts, releases)."""
+    con = open_store(None)
+    with RejectSink(None) as rejects:
+        features, _, _ = build_features(
+            con,
+            [sim_dir / "exchanges.jsonl.gz"],
+            rejects=rejects,
+            accounts=sim_dir / "accounts.jsonl",
+            releases=sim_dir / "releases.jsonl",
+            quiet=True,
+        )
+    return features
+
+
+def analyze(
+    paths: Sequence[str | Path],
+    *,
+    rejected_path: Path | None,
+    accounts: Path | None = None,
+    releases: Path | None = None,
+    fmt: str = "auto",
+    fpr_budget: float = 0.001,
+    model: AccountModel | None = None,
+    db_path: Path | None = None,
+    quiet: bool = False,
+) -> AnalysisResult:
+    """Run the whole batch flow and return scored accounts and clusters (writing is the caller's)."""
+    model = model or AccountModel.load()
+    threshold = model.threshold(fpr_budget)
+    con = open_store(db_path)
+    with RejectSink(rejected_path) as rejects:
+        features, kept, duplicates = build_features(
+            con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet
+        )
+        rejected = dict(rejects.counts)
+    scored, clusters = score_accounts(con, features, model, threshold)
+    return AnalysisResult(
+        accounts=scored,
+        clusters=clusters,
+        threshold=threshold,
+        n_exchanges=kept,
+        n_duplicates=duplicates,
+        rejected=rejected,
+        con=con,
+    )

@@ -1,0 +1,166 @@
+"""Exchange signals: one pure function from an exchange batch to a signals batch.
+
+`exchange_signals` is the only place per-request signals are computed. The batch engine maps it
+over record batches, the gateway calls it on a batch of one, a distributed engine calls it inside
+`mapInArrow`. The output keeps the metadata that later stages group or link on and drops the text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.schema import TS_TYPE
+from distillguard.signals.capability import classify_capability
+from distillguard.signals.elicitation import ELICITATION_TYPES, score_elicitation
+from distillguard.signals.template import LSH_BANDS, head, minhash_bands, skeleton, tail, text_hash
+
+ELICITATION_COLUMNS = tuple(f"e_{t}" for t in ELICITATION_TYPES)
+
+# Metadata carried through unchanged from the exchange batch.
+PASSTHROUGH = (
+    "request_id",
+    "ts",
+    "account_id",
+    "model",
+    "org_id",
+    "api_key_id",
+    "conversation_id",
+    "ip",
+    "asn",
+    "country",
+    "user_agent",
+    "tls_fingerprint",
+    "payment_fingerprint",
+    "max_tokens",
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "stop_reason",
+    "status",
+    "n_images",
+)
+
+SIGNALS_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", TS_TYPE),
+        ("account_id", pa.string()),
+        ("model", pa.string()),
+        ("org_id", pa.string()),
+        ("api_key_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("ip", pa.string()),
+        ("asn", pa.int64()),
+        ("country", pa.string()),
+        ("user_agent", pa.string()),
+        ("tls_fingerprint", pa.string()),
+        ("payment_fingerprint", pa.string()),
+        ("max_tokens", pa.int64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("stop_reason", pa.string()),
+        ("status", pa.int64()),
+        ("n_images", pa.int32()),
+        ("ip_prefix", pa.string()),
+        ("n_messages", pa.int32()),
+        ("n_user", pa.int32()),
+        ("has_tool_turn", pa.bool_()),
+        ("n_tools", pa.int32()),
+        ("prompt_chars", pa.int32()),
+        *[(c, pa.float32()) for c in ELICITATION_COLUMNS],
+        ("capability", pa.int8()),
+        ("skel_hash", pa.int64()),
+        ("frame_hash", pa.int64()),  # hash of the skeleton's head (first words)
+        ("tail_hash", pa.int64()),  # hash of the skeleton's tail (last words)
+        ("sys_hash", pa.int64()),
+        ("lsh", pa.list_(pa.int64(), LSH_BANDS)),
+    ]
+)
+
+
+@lru_cache(maxsize=65536)
+def ip_prefix(ip: str) -> str | None:
+    """The /24 of an IPv4 address or the /48 of an IPv6 address: the unit a NAT or a rented range shares."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    bits = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False))
+
+
+def _conversation_shape(messages: pa.ListArray, n: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The request's prompt (last user message) and counts of messages, user turns, tool turns."""
+    parent = pc.list_parent_indices(messages).to_numpy()
+    flat = pc.list_flatten(messages)
+    roles = flat.field("role").to_numpy(zero_copy_only=False)
+    n_messages = np.bincount(parent, minlength=n)
+    is_user = roles == "user"
+    n_user = np.bincount(parent[is_user], minlength=n)
+    n_tool = np.bincount(parent[roles == "tool"], minlength=n)
+    last_user = np.full(n, -1, dtype=np.int64)
+    user_pos = np.flatnonzero(is_user)
+    # Flattened positions grow with the row, so the last write per row is its last user message.
+    last_user[parent[user_pos]] = user_pos
+    contents = flat.field("content")
+    has_user = last_user >= 0
+    prompts = [""] * n
+    if has_user.any():
+        taken = contents.take(pa.array(last_user[has_user])).to_pylist()
+        for row, text in zip(np.flatnonzero(has_user), taken, strict=True):
+            prompts[row] = text or ""
+    return prompts, n_messages, n_user, n_tool
+
+
+def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Per-exchange signals for a batch of `distillguard.schema.EXCHANGE_SCHEMA`."""
+    n = batch.num_rows
+    prompts, n_messages, n_user, n_tool = _conversation_shape(batch.column("messages"), n)
+    systems = batch.column("system").to_pylist()
+
+    # Templates repeat: compute every text signal once per distinct (prompt, system) pair.
+    index: dict[tuple[str, str | None], int] = {}
+    row_to_unique = np.fromiter(
+        (index.setdefault((p, s), len(index)) for p, s in zip(prompts, systems, strict=True)),
+        dtype=np.int64,
+        count=n,
+    )
+    u_prompts = [p for p, _ in index]
+    u_systems = [s for _, s in index]
+    skels = [skeleton(p) for p in u_prompts]
+    skel_hash = np.fromiter((text_hash(s) for s in skels), dtype=np.int64, count=len(skels))
+    frame_hash = np.fromiter((text_hash(head(s)) for s in skels), dtype=np.int64, count=len(skels))
+    tail_hash = np.fromiter((text_hash(tail(s)) for s in skels), dtype=np.int64, count=len(skels))
+    sys_hash = [None if not s else text_hash(skeleton(s)) for s in u_systems]
+    lsh = minhash_bands(skels)
+    elicit = score_elicitation(u_prompts, u_systems)
+
+    tools = batch.column("tools")
+    n_tools = pc.fill_null(pc.list_value_length(tools), 0).to_numpy(zero_copy_only=False).astype(np.int32)
+    n_images = pc.fill_null(batch.column("n_images"), 0).to_numpy(zero_copy_only=False).astype(np.int32)
+    capability = classify_capability(prompts, systems, n_tools, n_images)
+
+    ips = batch.column("ip").to_pylist()
+    columns: dict[str, pa.Array] = {name: batch.column(name) for name in PASSTHROUGH}
+    columns["ip_prefix"] = pa.array([ip_prefix(ip) if ip else None for ip in ips], pa.string())
+    columns["n_messages"] = pa.array(n_messages.astype(np.int32))
+    columns["n_user"] = pa.array(n_user.astype(np.int32))
+    columns["has_tool_turn"] = pa.array(n_tool > 0)
+    columns["n_tools"] = pa.array(n_tools)
+    columns["prompt_chars"] = pa.array(np.fromiter((len(p) for p in prompts), dtype=np.int32, count=n))
+    for etype, col in zip(ELICITATION_TYPES, ELICITATION_COLUMNS, strict=True):
+        columns[col] = pa.array(np.asarray(elicit[etype], dtype=np.float32)[row_to_unique])
+    columns["capability"] = pa.array(np.asarray(capability, dtype=np.int8))
+    columns["skel_hash"] = pa.array(skel_hash[row_to_unique])
+    columns["frame_hash"] = pa.array(frame_hash[row_to_unique])
+    columns["tail_hash"] = pa.array(tail_hash[row_to_unique])
+    columns["sys_hash"] = pa.array([sys_hash[i] for i in row_to_unique], pa.int64())
+    lsh_rows = lsh[row_to_unique].reshape(-1)
+    columns["lsh"] = pa.FixedSizeListArray.from_arrays(pa.array(lsh_rows), LSH_BANDS)
+    return pa.RecordBatch.from_arrays([columns[f.name] for f in SIGNALS_SCHEMA], schema=SIGNALS_SCHEMA)

@@ -1,0 +1,116 @@
+"""Template fingerprints that survive the variable slots of a prompt.
+
+A harvesting operation sends the same wrapper thousands of times with a different task in the slot.
+Two fingerprints catch that:
+
+- ``skeleton``: the prompt with its variable parts masked (numbers, quoted spans, code blocks, URLs,
+  e-mail addresses, capitalised names inside sentences), lower-cased and whitespace-collapsed. Its
+  hash groups prompts that differ only in small slots ("order #123 for Alice").
+- ``head`` and ``tail``: the first and the last few words of the skeleton. Their hashes group
+  prompts whose slot is a long free text placed after a preamble ("Explain the reasoning behind
+  ...: {task}") or before an instruction ("{task} Think step-by-step and justify your steps.").
+  Prompts of up to 16 words are their own head and tail.
+
+And one near-duplicate signature: MinHash (rensa, measured ~4x faster than a vectorised numpy
+version and ~25x faster than datasketch on the prompt corpora) over word 3-shingles of the
+skeleton, banded for LSH so that prompts with small edits still share a band key.
+
+Hashes are 64-bit xxhash values stored as signed int64 (DuckDB and Arrow friendly).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import rensa
+import xxhash
+
+FRAME_WORDS = 8
+MINHASH_PERMS = 32
+LSH_BANDS = 8
+LSH_ROWS = MINHASH_PERMS // LSH_BANDS
+_MAX_CHARS = 4000  # fingerprints look at a bounded head and tail of very long prompts
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.S)
+_URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|'[^'\n]{3,200}'")
+_NUMBER = re.compile(r"[-+]?\d[\d,._:/]*")
+# A capitalised word that follows a lower-case word is most often a name or a slot value.
+_NAME = re.compile(r"(?<=[a-z,;] )[A-Z][\w'-]+")
+_NON_WORD = re.compile(r"[^\w<>?!.:]+")
+
+_MINHASH_SEED = 0x5EED
+_BAND_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: a cheap polynomial row hash
+
+
+def _bound(text: str) -> str:
+    if len(text) <= _MAX_CHARS:
+        return text
+    return text[: _MAX_CHARS * 3 // 4] + " " + text[-_MAX_CHARS // 4 :]
+
+
+def skeleton(text: str) -> str:
+    """The prompt with its variable slots masked, lower-cased, whitespace collapsed."""
+    s = _bound(text)
+    # Cheap substring guards skip the costlier patterns on the many prompts that cannot match.
+    if "```" in s:
+        s = _CODE_BLOCK.sub(" <code> ", s)
+    if "http" in s or "www." in s:
+        s = _URL.sub(" <url> ", s)
+    if "@" in s:
+        s = _EMAIL.sub(" <email> ", s)
+    s = _QUOTED.sub(" <q> ", s)
+    s = _NAME.sub("<name>", s)
+    s = _NUMBER.sub("<n>", s)
+    return " ".join(_NON_WORD.sub(" ", s.lower()).split())
+
+
+def to_int64(h: int) -> int:
+    """Reinterpret an unsigned 64-bit hash as a signed one (Arrow/DuckDB int64)."""
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def text_hash(text: str) -> int:
+    return to_int64(xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass")))
+
+
+def head(skel: str) -> str:
+    """The first words of a skeleton: the preamble of a wrapper whose slot comes after it."""
+    words = skel.split(" ")
+    return skel if len(words) <= 2 * FRAME_WORDS else " ".join(words[:FRAME_WORDS])
+
+
+def tail(skel: str) -> str:
+    """The last words of a skeleton: the instruction of a wrapper whose slot comes before it."""
+    words = skel.split(" ")
+    return skel if len(words) <= 2 * FRAME_WORDS else " ".join(words[-FRAME_WORDS:])
+
+
+def _shingles(skel: str) -> list[str]:
+    words = skel.split(" ")
+    if len(words) < 3:
+        return [skel]
+    return [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+
+
+def minhash_bands(skeletons: Sequence[str]) -> np.ndarray:
+    """LSH band keys, shape (n, LSH_BANDS), int64: two texts share a key when a band of rows agrees.
+
+    With 8 bands of 4 rows, two skeletons with Jaccard similarity 0.7 share at least one band key
+    with probability ~0.94, at 0.3 with probability ~0.06.
+    """
+    sig = np.zeros((len(skeletons), MINHASH_PERMS), dtype=np.uint64)
+    for i, skel in enumerate(skeletons):
+        mh = rensa.RMinHash(num_perm=MINHASH_PERMS, seed=_MINHASH_SEED)
+        mh.update(_shingles(skel))
+        sig[i] = mh.digest()
+    rows = sig.reshape(len(skeletons), LSH_BANDS, LSH_ROWS)
+    with np.errstate(over="ignore"):
+        keys = np.zeros((len(skeletons), LSH_BANDS), dtype=np.uint64)
+        for r in range(LSH_ROWS):
+            keys = keys * _BAND_MULT + rows[:, :, r]
+        keys = keys * _BAND_MULT + np.arange(LSH_BANDS, dtype=np.uint64)  # distinct key space per band
+    return keys.view(np.int64)
