@@ -1,10 +1,200 @@
-"""Placeholder: replaced by the evaluation implementation."""
+"""`distillguard evaluate` and `distillguard baseline ...`: I/O around the pure metric and baseline code."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import typer
+from rich.console import Console
 
-baseline_app = typer.Typer(help="Baseline detectors.")
+from distillguard.errors import InputError
+from distillguard.evaluate import DEFAULT_FPR_BUDGET
+from distillguard.evaluate.features import AccountFeatureAccumulator, exchange_counts
+from distillguard.evaluate.render import render_metrics
+from distillguard.evaluate.tables import account_differences, read_predictions, read_truth, write_accounts_csv
+from distillguard.ingest import RejectSink, input_size, read_exchanges
+from distillguard.progress import track
+
+if TYPE_CHECKING:
+    from distillguard.evaluate.baselines import AccountDetector
+
+# scikit-learn takes seconds to import, and every `distillguard` command imports this module to
+# register itself, so the modules that need it (metrics, baselines) are imported when used.
+
+# How many account ids an error or warning names before saying "...".
+_SHOWN_IDS = 5
+
+baseline_app = typer.Typer(
+    help="Baseline detectors, written as contract accounts.csv so `evaluate` compares them with the real one.",
+    no_args_is_help=True,
+)
 
 
-def evaluate_command() -> None:
-    """Evaluate predictions against ground truth."""
-    raise NotImplementedError
+def _first(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:_SHOWN_IDS])
+    return shown + (", ..." if len(ids) > _SHOWN_IDS else "")
+
+
+def _feature_table(logs: Sequence[Path], rejects_path: Path | None) -> tuple[pa.Table, int]:
+    """Per-account statistics of the valid exchanges in `logs`, and how many records were refused."""
+    total = input_size(logs)
+    with (
+        RejectSink(rejects_path) as rejects,
+        AccountFeatureAccumulator() as accumulator,
+        track("reading exchanges", total=total) as bar,
+    ):
+        for batch in read_exchanges(list(logs), fmt="auto", rejects=rejects, on_progress=bar.advance):
+            accumulator.add(batch)
+        return accumulator.features(), rejects.total
+
+
+def _exchange_counts(logs: Sequence[Path]) -> tuple[dict[str, int], int]:
+    """Exchanges per account in `logs`, and how many records were refused (counted, not written)."""
+    total = input_size(logs)
+    with RejectSink(None) as rejects, track("reading exchanges", total=total) as bar:
+        counts = exchange_counts(
+            read_exchanges(list(logs), fmt="auto", rejects=rejects, on_progress=bar.advance)
+        )
+        return counts, rejects.total
+
+
+def evaluate_command(
+    truth: Annotated[
+        Path, typer.Option("--truth", help="Ground truth CSV: account_id,label,campaign,actor_type.")
+    ],
+    pred: Annotated[Path, typer.Option("--pred", help="Predictions: a contract accounts.csv.")],
+    exchanges: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--exchanges",
+            help="Exchange log (file, folder or glob; repeat for several) to measure leaked exchanges.",
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write every figure to this JSON file.")
+    ] = None,
+    fpr_budget: Annotated[
+        float,
+        typer.Option(
+            "--fpr-budget",
+            min=0.0,
+            max=1.0,
+            help="False-positive budget on legit accounts for the recall-at-FPR operating point.",
+        ),
+    ] = DEFAULT_FPR_BUDGET,
+) -> None:
+    """Evaluate predictions against ground truth: flagged accounts, risk ranking, campaigns, clusters, leakage."""
+    out, err = Console(), Console(stderr=True)
+    truth_table = read_truth(truth)
+    pred_table = read_predictions(pred)
+    missing, extra = account_differences(truth_table, pred_table)
+    if missing:
+        raise InputError(
+            f"{pred}: {len(missing):,} accounts of {truth} have no prediction (first: {_first(missing)})"
+        )
+    if extra:
+        err.print(
+            f"[yellow]warning:[/] {len(extra):,} accounts of {pred} are not in {truth} and are ignored "
+            f"(first: {_first(extra)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    counts, n_rejected = _exchange_counts(exchanges) if exchanges else (None, 0)
+    from distillguard.evaluate.metrics import compute_metrics
+
+    metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
+    render_metrics(metrics, out)
+    if exchanges and n_rejected:
+        err.print(
+            f"[yellow]warning:[/] {n_rejected:,} exchange records were refused and not counted",
+            highlight=False,
+        )
+    if json_path is not None:
+        inputs: dict[str, Any] = {
+            "truth": str(truth),
+            "pred": str(pred),
+            "exchanges": [str(p) for p in exchanges] if exchanges else None,
+            "n_rejected_exchanges": n_rejected if exchanges else None,
+            "n_pred_accounts_not_in_truth": len(extra),
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_bytes(orjson.dumps({"inputs": inputs, **metrics}, option=orjson.OPT_INDENT_2))
+
+
+def run_baseline(detector: AccountDetector, name: str, logs: Sequence[Path], out: Path) -> None:
+    """Read `logs`, score every account with `detector`, write `out/accounts.csv` and a summary line."""
+    rejects_path = out / "rejected.jsonl"
+    features, n_rejected = _feature_table(logs, rejects_path)
+    if features.num_rows == 0:
+        raise InputError(
+            f"no valid exchange in the input ({n_rejected:,} records refused, see {rejects_path})"
+        )
+    scores = detector.fit(features).score(features)
+    scores = scores.sort_by([("risk", "descending"), ("account_id", "ascending")])
+    accounts_path = out / "accounts.csv"
+    write_accounts_csv(accounts_path, scores)
+    n_exchanges = pc.sum(features.column("n_exchanges")).as_py()
+    n_flagged = pc.sum(scores.column("flagged").cast(pa.int64())).as_py()
+    typer.echo(
+        f"{name}: {features.num_rows:,} accounts, {n_flagged:,} flagged, from {n_exchanges:,} exchanges "
+        f"({n_rejected:,} records refused) -> {accounts_path}"
+    )
+
+
+LogsArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Exchange logs: files, folders or globs (JSON Lines, optionally gzip, or Parquet)."),
+]
+OutOption = Annotated[Path, typer.Option("--out", help="Output folder for accounts.csv and rejected.jsonl.")]
+
+
+@baseline_app.command("rate-limit")
+def rate_limit_command(
+    logs: LogsArgument,
+    out: OutOption,
+    rpm: Annotated[
+        int, typer.Option("--rpm", min=1, help="Requests allowed per account per UTC minute.")
+    ] = 60,
+    per_day: Annotated[
+        int, typer.Option("--per-day", min=1, help="Requests allowed per account per UTC day.")
+    ] = 10_000,
+) -> None:
+    """Per-account rate limiting: flag accounts that ever exceed the per-minute or per-day limit."""
+    from distillguard.evaluate.baselines import RateLimitBaseline
+
+    run_baseline(
+        RateLimitBaseline(rpm=rpm, per_day=per_day), f"rate-limit (rpm {rpm}, per day {per_day:,})", logs, out
+    )
+
+
+def _contamination(value: float) -> float:
+    """IsolationForest accepts a contamination share in (0, 0.5]."""
+    if not 0.0 < value <= 0.5:
+        raise typer.BadParameter(f"{value} is not in (0, 0.5]")
+    return value
+
+
+@baseline_app.command("anomaly")
+def anomaly_command(
+    logs: LogsArgument,
+    out: OutOption,
+    contamination: Annotated[
+        float,
+        typer.Option(
+            "--contamination",
+            callback=_contamination,
+            help="Share of accounts to flag, in (0, 0.5].",
+        ),
+    ] = 0.01,
+) -> None:
+    """Per-account anomaly detection (Isolation Forest over volume, rate, tokens, models, IPs)."""
+    from distillguard.evaluate.baselines import AnomalyBaseline
+
+    run_baseline(
+        AnomalyBaseline(contamination=contamination), f"anomaly (contamination {contamination:g})", logs, out
+    )
