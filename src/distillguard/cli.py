@@ -42,10 +42,12 @@ def _root(
 
 def _register() -> None:
     # Imported here so `--help` and `--version` stay fast and each stage owns its command.
+    from distillguard.engines.command import analyze_command
     from distillguard.evaluate.command import baseline_app, evaluate_command
     from distillguard.ingest.command import ingest_command
     from distillguard.sim.command import simulate_command
 
+    app.command("analyze")(analyze_command)
     app.command("ingest")(ingest_command)
     app.command("simulate")(simulate_command)
     app.command("evaluate")(evaluate_command)

@@ -120,7 +120,7 @@ frames AS ({_top_share_sql("frame_hash")}),
 tails AS ({_top_share_sql("tail_hash")}),
 skels AS ({_top_share_sql("skel_hash")}),
 systems AS ({_top_share_sql("sys_hash")}),
-pivot AS (
+model_pivot AS (
     -- Share of an account's traffic in the 24 hours after a release that went to the new model,
     -- counted only for accounts that were active before the release (a switch, not a first visit).
     SELECT s.account_id, max(s.share) AS new_model_pivot
@@ -133,7 +133,7 @@ pivot AS (
     ) s
     JOIN (
         SELECT DISTINCT x.account_id, r.model FROM signals x JOIN releases r ON x.ts < r.released_at
-    ) before USING (account_id, model)
+    ) active_before USING (account_id, model)
     GROUP BY s.account_id
 )
 SELECT
@@ -174,7 +174,7 @@ LEFT JOIN frames f USING (account_id)
 LEFT JOIN tails t USING (account_id)
 LEFT JOIN skels k USING (account_id)
 LEFT JOIN systems sy USING (account_id)
-LEFT JOIN pivot p USING (account_id)
+LEFT JOIN model_pivot p USING (account_id)
 LEFT JOIN accounts a USING (account_id)
 ORDER BY b.account_id
 """
@@ -192,4 +192,4 @@ def ensure_side_tables(con: duckdb.DuckDBPyConnection) -> None:
 def account_features(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """One row per account of the `signals` table: `account_id`, `n_exchanges` and `FEATURES`."""
     ensure_side_tables(con)
-    return con.execute(FEATURE_SQL).fetch_arrow_table()
+    return con.sql(FEATURE_SQL).to_arrow_table()

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from distillguard.engines.local import AnalysisResult, analyze
 from distillguard.errors import InputError
+from distillguard.report.html import write_report
 from distillguard.report.tables import write_accounts_csv, write_clusters_csv
 from distillguard.scoring.model import AccountModel
 
@@ -44,6 +45,9 @@ def analyze_command(
     ),
     model: Path | None = typer.Option(None, "--model", help="Scoring model JSON (default: the shipped model)."),
     db: Path | None = typer.Option(None, "--db", help="Keep the exchange signals in this DuckDB file."),
+    truth: Path | None = typer.Option(
+        None, "--truth", help="Ground truth (truth.csv): adds an evaluation section to the report."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Score every account in API logs: risk, verdict, cluster and reasons (CONTRACT section 2)."""
@@ -63,4 +67,11 @@ def analyze_command(
     )
     write_accounts_csv(result.accounts, out / "accounts.csv")
     write_clusters_csv(result.clusters, out / "clusters.csv")
+    evaluation = None
+    if truth is not None:
+        from distillguard.evaluate.metrics import compute_metrics
+        from distillguard.evaluate.tables import read_predictions, read_truth
+
+        evaluation = compute_metrics(read_truth(truth), read_predictions(out / "accounts.csv"))
+    write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation)
     _summary(result, out)

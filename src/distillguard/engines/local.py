@@ -19,7 +19,10 @@ from distillguard.ingest import RejectSink, input_size, read_accounts, read_exch
 from distillguard.progress import track
 from distillguard.scoring.assign import score_accounts
 from distillguard.scoring.model import AccountModel
-from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals
+from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals, request_prompts
+
+SAMPLES_PER_ACCOUNT = 3
+SAMPLE_CHARS = 400
 
 
 @dataclass
@@ -30,6 +33,7 @@ class AnalysisResult:
     n_exchanges: int
     n_duplicates: int
     rejected: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[str]] = field(default_factory=dict)  # account -> first request texts
     con: duckdb.DuckDBPyConnection | None = None
 
 
@@ -39,6 +43,20 @@ def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def collect_samples(batch: pa.RecordBatch, samples: dict[str, list[str]]) -> None:
+    """Keep the first few request texts of every account (bounded) for the analyst's report."""
+    rows = []
+    for i, account in enumerate(batch.column("account_id").to_pylist()):
+        kept = samples.setdefault(account, [])
+        if len(kept) < SAMPLES_PER_ACCOUNT:
+            kept.append("")
+            rows.append((i, account, len(kept) - 1))
+    if rows:
+        texts = request_prompts(batch.take(pa.array([r[0] for r in rows])))
+        for (_, account, slot), text in zip(rows, texts, strict=True):
+            samples[account][slot] = text[:SAMPLE_CHARS]
+
+
 def load_signals(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | Path],
@@ -46,6 +64,7 @@ def load_signals(
     rejects: RejectSink,
     fmt: str = "auto",
     quiet: bool = False,
+    samples: dict[str, list[str]] | None = None,
 ) -> tuple[int, int]:
     """Read the logs into the `signals` table; returns (exchanges kept, duplicate request ids dropped)."""
     con.execute("DROP TABLE IF EXISTS signals_raw")
@@ -54,6 +73,8 @@ def load_signals(
     con.unregister("signals_empty")
     with track("reading and scoring exchanges", total=input_size(paths), quiet=quiet) as bar:
         for batch in read_exchanges(paths, fmt=fmt, rejects=rejects, on_progress=bar.advance):
+            if samples is not None:
+                collect_samples(batch, samples)
             con.register("signals_batch", exchange_signals(batch))
             con.execute("INSERT INTO signals_raw SELECT * FROM signals_batch")
             con.unregister("signals_batch")
@@ -63,8 +84,8 @@ def load_signals(
         "CREATE TABLE signals AS SELECT * FROM signals_raw "
         "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts) = 1"
     )
-    total = con.execute("SELECT count(*) FROM signals_raw").fetchone()[0]
-    kept = con.execute("SELECT count(*) FROM signals").fetchone()[0]
+    total = con.execute("SELECT count(*) FROM signals_raw").fetchall()[0][0]
+    kept = con.execute("SELECT count(*) FROM signals").fetchall()[0][0]
     con.execute("DROP TABLE signals_raw")
     return kept, total - kept
 
@@ -94,10 +115,11 @@ def build_features(
     releases: Path | None = None,
     fmt: str = "auto",
     quiet: bool = False,
+    samples: dict[str, list[str]] | None = None,
 ) -> tuple[pa.Table, int, int]:
     """Everything before scoring: (one feature row per account, exchanges kept, duplicates dropped)."""
     load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
-    kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet)
+    kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples)
     return account_features(con), kept, duplicates
 
 
@@ -132,15 +154,18 @@ def analyze(
     model = model or AccountModel.load()
     threshold = model.threshold(fpr_budget)
     con = open_store(db_path)
+    samples: dict[str, list[str]] = {}
     with RejectSink(rejected_path) as rejects:
         features, kept, duplicates = build_features(
-            con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet
+            con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet,
+            samples=samples,
         )
         rejected = dict(rejects.counts)
     scored, clusters = score_accounts(con, features, model, threshold)
     return AnalysisResult(
         accounts=scored,
         clusters=clusters,
+        samples=samples,
         threshold=threshold,
         n_exchanges=kept,
         n_duplicates=duplicates,

@@ -118,6 +118,11 @@ def _conversation_shape(messages: pa.ListArray, n: int) -> tuple[list[str], np.n
     return prompts, n_messages, n_user, n_tool
 
 
+def request_prompts(batch: pa.RecordBatch) -> list[str]:
+    """The text of each exchange's request (its last user message), for samples shown to analysts."""
+    return _conversation_shape(batch.column("messages"), batch.num_rows)[0]
+
+
 def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Per-exchange signals for a batch of `distillguard.schema.EXCHANGE_SCHEMA`."""
     n = batch.num_rows
