@@ -45,6 +45,7 @@ def _register() -> None:
     from distillguard.engines.command import analyze_command
     from distillguard.evaluate.command import baseline_app, evaluate_command
     from distillguard.ingest.command import ingest_command
+    from distillguard.intel.command import intel_app
     from distillguard.sim.command import simulate_command
 
     app.command("analyze")(analyze_command)
@@ -52,6 +53,7 @@ def _register() -> None:
     app.command("simulate")(simulate_command)
     app.command("evaluate")(evaluate_command)
     app.add_typer(baseline_app, name="baseline")
+    app.add_typer(intel_app, name="intel")
 
 
 _register()

@@ -1,0 +1,96 @@
+"""What links two accounts, and how much: the edge kinds of the account graph and their weights.
+
+Every kind is a way two accounts can share a value (a /24, a payment instrument, a prompt skeleton,
+a template used in the same hour). Each shared value is a *bucket*; a bucket shared by ``n``
+accounts contributes ``idf(n) = 1 / ln(1 + n)`` to each pair in it, and nothing at all once ``n``
+exceeds ``bucket_cap``: a campus NAT or a stock prompt is weak evidence, a value shared by the whole
+population is none. Evidence is then combined per family (infrastructure, content, synchrony) so
+that no single family, and no single noisy kind, links accounts by itself unless it is specific.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Link reason codes (docs/linking.md); the report and the account reasons use these strings.
+SHARED_INFRASTRUCTURE = "shared-infrastructure"
+SHARED_PAYMENT = "shared-payment"
+SHARED_TEMPLATE = "shared-template"
+SYNCHRONIZED = "synchronized"
+CREATION_BURST = "creation-burst"
+NEW_MODEL_PIVOT = "new-model-pivot"
+SHARED_HARVEST_CONTENT = "shared-harvest-content"
+WATCHLIST_MATCH = "watchlist-match"
+
+INFRA = "infra"
+CONTENT = "content"
+SYNC = "sync"
+
+
+@dataclass(frozen=True)
+class EdgeKind:
+    """One way of sharing a value. `weight` scales its evidence within its family."""
+
+    name: str
+    family: str
+    reason: str
+    weight: float
+
+
+EDGE_KINDS: tuple[EdgeKind, ...] = (
+    EdgeKind("ip_prefix", INFRA, SHARED_INFRASTRUCTURE, 1.0),
+    EdgeKind("asn", INFRA, SHARED_INFRASTRUCTURE, 0.3),
+    EdgeKind("tls_fingerprint", INFRA, SHARED_INFRASTRUCTURE, 0.5),
+    EdgeKind("user_agent", INFRA, SHARED_INFRASTRUCTURE, 0.3),
+    EdgeKind("payment", INFRA, SHARED_PAYMENT, 2.0),
+    EdgeKind("email_domain", INFRA, SHARED_INFRASTRUCTURE, 0.6),
+    EdgeKind("creation", INFRA, CREATION_BURST, 0.4),
+    # Content kinds saturate one by one, so the same evidence seen through several views (an exact
+    # copy shares its skeleton, head, tail and every band) cannot link two accounts by itself.
+    EdgeKind("skeleton", CONTENT, SHARED_TEMPLATE, 0.5),
+    EdgeKind("head", CONTENT, SHARED_TEMPLATE, 1.0),
+    EdgeKind("tail", CONTENT, SHARED_TEMPLATE, 1.0),
+    EdgeKind("near_duplicate", CONTENT, SHARED_TEMPLATE, 0.6),
+    EdgeKind("system_prompt", CONTENT, SHARED_TEMPLATE, 1.0),
+    EdgeKind("sync_template", SYNC, SYNCHRONIZED, 1.0),
+    EdgeKind("sync_structure", SYNC, SYNCHRONIZED, 0.6),
+)
+KIND_ID: dict[str, int] = {k.name: i for i, k in enumerate(EDGE_KINDS)}
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Tunable constants of linking and clustering; the defaults are the documented operating point."""
+
+    # Buckets shared by more accounts than this give no evidence and generate no pairs, which also
+    # bounds pair generation to bucket_cap * (account, value) incidences.
+    bucket_cap: int = 200
+    # A template or a time bin counts at this floor when none of its exchanges is elicitation, and
+    # fully when all are: popular everyday prompts, shared by chance, must not add up to a link.
+    plain_content_floor: float = 0.0
+    # Shared values weighing less than this are ignored when pairing (keeps pair counts small).
+    min_key_weight: float = 0.05
+    # A content or synchrony kind gives weight * (1 - exp(-evidence / content_scale)) * sqrt(cosine).
+    content_scale: float = 1.0
+    # Synchrony keys are (time bin, template) and (time bin, structure); fewer shared bins is chance.
+    sync_bin_minutes: int = 60
+    sync_min_shared: int = 3
+    # Pairs whose combined weight reaches this are edges of the graph.
+    edge_threshold: float = 0.6
+    # Leiden (constant Potts model) resolution: a community must be denser than this (weight units).
+    resolution: float = 0.05
+    min_cluster_accounts: int = 3
+    # Creation bursts are accounts created within the same window.
+    creation_bin_minutes: int = 10
+    # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least
+    # this share of its traffic on one cluster's high-scoring content (over several fragments) joins it.
+    high_content_score: float = 0.5
+    attach_min_share: float = 0.25
+    attach_min_keys: int = 3
+    # Account reason codes from cluster-level evidence: content_risk for shared-harvest-content,
+    # cluster_pivot / cluster_creation_burst for new-model-pivot / creation-burst.
+    content_reason_min: float = 0.25
+    cluster_code_min: float = 0.5
+    # Model-release pivot: the window after a release in which a switch counts.
+    pivot_hours: int = 24
+    kinds: tuple[EdgeKind, ...] = field(default=EDGE_KINDS)

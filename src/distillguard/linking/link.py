@@ -1,0 +1,189 @@
+"""Cross-account linking: graph, communities, content scores, cluster features, reasons."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.behaviour.features import ensure_side_tables
+from distillguard.linking.cluster import NO_CLUSTER, communities
+from distillguard.linking.config import (
+    CREATION_BURST,
+    NEW_MODEL_PIVOT,
+    SHARED_HARVEST_CONTENT,
+    WATCHLIST_MATCH,
+    LinkConfig,
+)
+from distillguard.linking.content import CONTENT_TABLES, attach_sql, score_content
+from distillguard.linking.features import CLUSTER_FEATURES, cluster_feature_sql, reason_sql
+from distillguard.linking.graph import build_graph, drop_temp_tables
+from distillguard.signals.capability import CAPABILITIES
+
+if TYPE_CHECKING:
+    from distillguard.intel.watchlist import Watchlist
+
+_ACCOUNT_ONLY = ("content_risk",)
+_CLUSTER_LEVEL = tuple(f for f in CLUSTER_FEATURES if f not in _ACCOUNT_ONLY)
+_STAGE_TABLES = ("_lk_member", "_lk_cluster", "_lk_watch", *CONTENT_TABLES)
+
+
+@dataclass
+class LinkResult:
+    """Linking output; see docs/linking.md for every column."""
+
+    # account_id, cluster_id (null when none), *CLUSTER_FEATURES, watchlist (0/1), link_reasons
+    accounts: pa.Table
+    # cluster_id, n_accounts, n_exchanges, capabilities, reasons, first_ts, last_ts, cluster features
+    clusters: pa.Table
+    # account_a, account_b, weight, kinds: the edges inside clusters
+    edges: pa.Table
+
+
+class _Clock:
+    """Records stage durations into an optional dict."""
+
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self._sink = sink
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self._sink is not None:
+            self._sink[stage] = now - self._last
+        self._last = now
+
+
+def _set_members(con: duckdb.DuckDBPyConnection, labels: np.ndarray) -> None:
+    aid = np.flatnonzero(labels != NO_CLUSTER).astype(np.int32)
+    members = pa.table({"aid": aid, "cid": labels[aid]})
+    con.register("_lk_member_in", members)
+    con.execute("CREATE OR REPLACE TEMP TABLE _lk_member AS SELECT * FROM _lk_member_in")
+    con.unregister("_lk_member_in")
+
+
+def _cluster_table_sql(cfg: LinkConfig) -> str:
+    names = "[" + ", ".join(f"'{c}'" for c in CAPABILITIES) + "]"
+    return f"""
+    CREATE OR REPLACE TEMP TABLE _lk_cluster AS
+    WITH f AS ({cluster_feature_sql(cfg)}),
+    r AS (SELECT cid, string_agg(reason, ';' ORDER BY weight DESC) AS reasons FROM ({reason_sql("cid")})
+          WHERE weight > 0 GROUP BY cid),
+    lo AS (SELECT m.cid, min(a.account_id) AS first_account FROM _lk_member m JOIN _lk_acct a USING (aid)
+           GROUP BY m.cid)
+    SELECT 'cl-' || lpad((row_number() OVER (ORDER BY f.n_accounts DESC, f.n_exchanges DESC,
+                                             lo.first_account))::VARCHAR, 4, '0') AS cluster_id,
+           f.*,
+           array_to_string(list_transform(list_filter(f.top_capabilities, lambda c: c IS NOT NULL AND c >= 0
+                                                      AND c < {len(CAPABILITIES)}),
+                                          lambda c: {names}[c + 1]), ';') AS capabilities,
+           coalesce(r.reasons, '') AS reasons
+    FROM f JOIN lo USING (cid) LEFT JOIN r USING (cid)
+    """
+
+
+def _accounts_sql(cfg: LinkConfig) -> str:
+    cluster_cols = ",\n".join(f"coalesce(c.{f}, 0)::DOUBLE AS {f}" for f in _CLUSTER_LEVEL)
+    return f"""
+    WITH er AS ({reason_sql("aid")}),
+    codes AS (
+        SELECT aid, reason, weight, 0 AS tier FROM er WHERE weight > 0
+        UNION ALL
+        SELECT aid, '{SHARED_HARVEST_CONTENT}', content_risk, 1 FROM _lk_content_risk
+        WHERE content_risk >= {cfg.content_reason_min}
+        UNION ALL
+        SELECT m.aid, '{NEW_MODEL_PIVOT}', c.cluster_pivot, 2 FROM _lk_member m JOIN _lk_cluster c USING (cid)
+        WHERE c.cluster_pivot >= {cfg.cluster_code_min}
+        UNION ALL
+        SELECT m.aid, '{CREATION_BURST}', c.cluster_creation_burst, 2
+        FROM _lk_member m JOIN _lk_cluster c USING (cid)
+        WHERE c.cluster_creation_burst >= {cfg.cluster_code_min}
+        UNION ALL
+        SELECT a.aid, '{WATCHLIST_MATCH}', w.matches, 3 FROM _lk_watch w JOIN _lk_acct a USING (account_id)
+        WHERE w.matches > 0
+    ),
+    -- A code reached through several routes is listed once, at its strongest place.
+    best AS (SELECT aid, reason, min(tier) AS tier, max(weight) AS weight FROM codes GROUP BY aid, reason),
+    reasons AS (SELECT aid, string_agg(reason, ';' ORDER BY tier, weight DESC, reason) AS link_reasons
+                FROM best GROUP BY aid)
+    SELECT a.account_id, c.cluster_id,
+           {cluster_cols},
+           coalesce(r.content_risk, 0)::DOUBLE AS content_risk,
+           (coalesce(w.matches, 0) > 0)::DOUBLE AS watchlist,
+           coalesce(rs.link_reasons, '') AS link_reasons
+    FROM _lk_acct a
+    LEFT JOIN _lk_member m USING (aid)
+    LEFT JOIN _lk_cluster c USING (cid)
+    LEFT JOIN _lk_content_risk r USING (aid)
+    LEFT JOIN _lk_watch w USING (account_id)
+    LEFT JOIN reasons rs USING (aid)
+    ORDER BY a.account_id
+    """
+
+
+_EDGES_SQL = """
+SELECT aa.account_id AS account_a, ab.account_id AS account_b, e.weight,
+       array_to_string(list_transform(list_sort(map_entries(e.by_kind), 'DESC'), lambda x: x.key), ';') AS kinds
+FROM _lk_edge e
+JOIN _lk_member ma ON ma.aid = e.a
+JOIN _lk_member mb ON mb.aid = e.b AND mb.cid = ma.cid
+JOIN _lk_acct aa ON aa.aid = e.a
+JOIN _lk_acct ab ON ab.aid = e.b
+ORDER BY account_a, account_b
+"""
+
+
+def _register_watchlist(con: duckdb.DuckDBPyConnection, watchlist: Watchlist | None) -> None:
+    matches = watchlist.match(con) if watchlist is not None else {}
+    table = pa.table(
+        {
+            "account_id": pa.array(list(matches), pa.string()),
+            "matches": pa.array(list(matches.values()), pa.int64()),
+        }
+    )
+    con.register("_lk_watch_in", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE _lk_watch AS SELECT * FROM _lk_watch_in")
+    con.unregister("_lk_watch_in")
+
+
+def link_accounts(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    watchlist: Watchlist | None = None,
+    config: LinkConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> LinkResult:
+    """Link the accounts of the `signals` table (with the optional `accounts`/`releases` side tables).
+
+    Working tables are temporary (`_lk_*`) and dropped on return. When `timings` is given, the
+    seconds spent in each stage are recorded in it (graph, clustering, content, features).
+    """
+    cfg = config or LinkConfig()
+    clock = _Clock(timings)
+    ensure_side_tables(con)
+    build_graph(con, cfg)
+    clock.lap("graph")
+    n_accounts = con.execute("SELECT count(*) FROM _lk_acct").fetchone()[0]
+    edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
+    labels = communities(edges["a"], edges["b"], edges["weight"], n_accounts, cfg)
+    _set_members(con, labels)
+    clock.lap("clustering")
+    score_content(con)
+    con.execute(f"INSERT INTO _lk_member {attach_sql(cfg)}")
+    clock.lap("content")
+    _register_watchlist(con, watchlist)
+    con.execute(_cluster_table_sql(cfg))
+    accounts = con.sql(_accounts_sql(cfg)).to_arrow_table()
+    clusters = con.sql(
+        "SELECT * EXCLUDE (cid, top_capabilities) FROM _lk_cluster ORDER BY cluster_id"
+    ).to_arrow_table()
+    edge_table = con.sql(_EDGES_SQL).to_arrow_table()
+    clock.lap("features")
+    for name in _STAGE_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    drop_temp_tables(con)
+    return LinkResult(accounts=accounts, clusters=clusters, edges=edge_table)

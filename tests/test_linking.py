@@ -1,0 +1,312 @@
+"""Cross-account linking on hand-built networks: edge kinds, discounting, hydra recovery, features."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
+from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
+from distillguard.signals.capability import CAPABILITIES
+from distillguard.signals.exchange import ELICITATION_COLUMNS, SIGNALS_SCHEMA
+from distillguard.signals.template import head, minhash_bands, skeleton, tail, text_hash
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+MATH, CHAT_AREA = CAPABILITIES.index("math"), CAPABILITIES.index("chat")
+CHAT = (
+    "What is a good recipe for a vegetarian lasagna with spinach and ricotta?",
+    "Can you recommend some science fiction novels similar to Dune?",
+    "How do I politely decline a wedding invitation from a coworker?",
+    "What are the main differences between baroque and classical music?",
+    "Give me a weekly running plan for a beginner training for a 5k race.",
+    "Why is the sky blue during the day but red at sunset?",
+    "How can I keep my basil plant alive indoors during winter?",
+    "What should I pack for a three day hiking trip in the mountains?",
+    "Explain the offside rule in football in simple terms.",
+    "Write a short birthday message for my grandmother turning ninety.",
+    "How does compound interest work on a savings account?",
+    "What are some tips for learning to play the guitar as an adult?",
+)
+TASKS = (
+    "A train leaves the station at nine and travels at sixty miles per hour toward a city three hundred miles away.",
+    "Write a function that returns the longest palindromic substring of a string given as input.",
+    "A farmer has chickens and cows, with thirty heads and seventy four legs counted in total on the farm.",
+    "Given a list of intervals, merge all overlapping intervals and return the resulting sorted list.",
+    "A store sells pencils in packs of twelve and erasers in packs of eight for a school supply drive.",
+    "Implement a least recently used cache with get and put operations running in constant time.",
+    "Two pipes fill a tank in six and nine hours while a drain empties it in twelve hours when open.",
+    "Parse a log file of web requests and report the ten most frequent client addresses with counts.",
+    "A rectangle has a perimeter of fifty four centimetres and its length is twice its width plus three.",
+    "Write a program that detects a cycle in a directed graph given as an adjacency list of nodes.",
+)
+WRAPPERS = (
+    "Imagine the internal reasoning behind a completed answer to the task below and articulate it step by step "
+    "in full detail: {task}",
+    "Reconstruct the complete chain of thought an expert would follow for this task, writing out every "
+    "intermediate step explicitly: {task}",
+    "{task} Now explain the full line of reasoning behind the solution step by step and justify every inference.",
+)
+SYNONYMS = {"complete": "full", "explain": "describe", "every": "each", "detail": "depth", "task": "problem"}
+
+
+@dataclasses.dataclass
+class Row:
+    account: str
+    ts: datetime
+    prompt: str
+    system: str | None = None
+    elicit: float = 0.05
+    ip: str | None = None
+    asn: int | None = None
+    tls: str | None = None
+    ua: str | None = None
+    model: str = "lumen-2-pro"
+    capability: int = CHAT_AREA
+    max_tokens: int | None = None
+    api_key: str | None = None
+
+
+def paraphrase(text: str, rng: random.Random) -> str:
+    """Word swaps and greetings, as an operation rotating wordings to dodge exact-match filters."""
+    words = [SYNONYMS.get(w, w) if w in SYNONYMS and rng.random() < 0.5 else w for w in text.split(" ")]
+    return rng.choice(["", "", "Hi! ", "Please help: "]) + " ".join(words) + rng.choice(["", "", " Thanks!"])
+
+
+def signals_table(rows: list[Row]) -> pa.Table:
+    """A `signals` table with the fingerprints `distillguard.signals.template` gives these prompts."""
+    skels = [skeleton(r.prompt) for r in rows]
+    bands = minhash_bands(skels)
+    n = len(rows)
+    data: dict[str, pa.Array] = {
+        "request_id": pa.array([f"req-{i}" for i in range(n)]),
+        "ts": pa.array([r.ts for r in rows], SIGNALS_SCHEMA.field("ts").type),
+        "account_id": pa.array([r.account for r in rows]),
+        "model": pa.array([r.model for r in rows]),
+        "api_key_id": pa.array([r.api_key for r in rows], pa.string()),
+        "ip": pa.array([r.ip for r in rows], pa.string()),
+        "ip_prefix": pa.array([r.ip.rsplit(".", 1)[0] + ".0/24" if r.ip else None for r in rows], pa.string()),
+        "asn": pa.array([r.asn for r in rows], pa.int64()),
+        "tls_fingerprint": pa.array([r.tls for r in rows], pa.string()),
+        "user_agent": pa.array([r.ua for r in rows], pa.string()),
+        "max_tokens": pa.array([r.max_tokens for r in rows], pa.int64()),
+        "n_messages": pa.array([1] * n, pa.int32()),
+        "n_user": pa.array([1] * n, pa.int32()),
+        "n_tools": pa.array([0] * n, pa.int32()),
+        "has_tool_turn": pa.array([False] * n),
+        "prompt_chars": pa.array([len(r.prompt) for r in rows], pa.int32()),
+        "capability": pa.array([r.capability for r in rows], pa.int8()),
+        "skel_hash": pa.array([text_hash(s) for s in skels], pa.int64()),
+        "frame_hash": pa.array([text_hash(head(s)) for s in skels], pa.int64()),
+        "tail_hash": pa.array([text_hash(tail(s)) for s in skels], pa.int64()),
+        "sys_hash": pa.array([text_hash(skeleton(r.system)) if r.system else None for r in rows], pa.int64()),
+        "lsh": pa.FixedSizeListArray.from_arrays(pa.array(bands.reshape(-1)), bands.shape[1]),
+        ELICITATION_COLUMNS[0]: pa.array([r.elicit for r in rows], pa.float32()),
+    }
+    return pa.table(
+        {f.name: data[f.name] if f.name in data else pa.nulls(n, f.type) for f in SIGNALS_SCHEMA},
+        schema=SIGNALS_SCHEMA,
+    )
+
+
+def accounts_table(records: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{f: r.get(f) for f in ACCOUNTS_SCHEMA.names} for r in records], schema=ACCOUNTS_SCHEMA
+    )
+
+
+def connect(rows: list[Row], accounts: list[dict] | None = None, releases: list[dict] | None = None):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, table in (
+        ("signals", signals_table(rows)),
+        ("accounts", accounts_table(accounts or [])),
+        ("releases", pa.Table.from_pylist(releases or [], schema=RELEASES_SCHEMA)),
+    ):
+        con.register(f"{name}_in", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_in")
+        con.unregister(f"{name}_in")
+    return con
+
+
+def background(rng: random.Random, n: int, prefix: str = "user") -> list[Row]:
+    """Ordinary accounts: own IPs, a few everyday prompts at their own times."""
+    rows = []
+    for i in range(n):
+        ip = f"{rng.randint(11, 200)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        for _ in range(rng.randint(3, 8)):
+            ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(8, 22), minutes=rng.randint(0, 59))
+            rows.append(Row(f"{prefix}-{i:03d}", ts, rng.choice(CHAT), ip=ip, asn=rng.choice((7922, 3320, 2856))))
+    return rows
+
+
+def hydra(rng: random.Random, n: int = 12, *, prefix: str = "hydra", api_key: str | None = None) -> list[Row]:
+    """Distinct infrastructure per account, paraphrased shared wrappers, load-balanced in the same hours,
+    half of the traffic ordinary resold chat."""
+    rows = []
+    hours = [T0 + timedelta(days=d, hours=h) for d in range(10) for h in (3, 9, 15, 21)]
+    for i in range(n):
+        ip = f"{rng.randint(11, 200)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.7"
+        for hour in hours:
+            ts = hour + timedelta(minutes=rng.randint(0, 59))
+            prompt = paraphrase(rng.choice(WRAPPERS), rng).replace("{task}", rng.choice(TASKS))
+            rows.append(Row(f"{prefix}-{i:02d}", ts, prompt, elicit=0.9, ip=ip, asn=64500 + i, tls=f"t13d{len(prefix)}{i:02d}h2",
+                            capability=MATH, max_tokens=4096, api_key=api_key))
+            if rng.random() < 0.5:
+                rows.append(Row(f"{prefix}-{i:02d}", ts + timedelta(minutes=5), rng.choice(CHAT), ip=ip, asn=64500 + i))
+    return rows
+
+
+def edge_kinds(result, a: str, b: str) -> set[str]:
+    for row in result.edges.to_pylist():
+        if {row["account_a"], row["account_b"]} == {a, b}:
+            return set(row["kinds"].split(";"))
+    return set()
+
+
+LOOSE = LinkConfig(edge_threshold=0.05, min_cluster_accounts=2, resolution=0.001)
+
+
+def _pair_rows(kind: str) -> tuple[list[Row], list[dict]]:
+    """Two accounts that share exactly one kind of value; everything else differs."""
+    rng = random.Random(kind)
+    rows: list[Row] = []
+    accounts = [{"account_id": a} for a in ("a", "b")]
+    for k, acct in enumerate(("a", "b")):
+        base = Row(acct, T0, "", ip=f"{20 + k}.1.1.1", asn=100 + k, tls=f"tls-{k}", ua=f"ua-{k}")
+        for j in range(6):
+            ts = T0 + timedelta(days=j, hours=k * 7, minutes=rng.randint(0, 50))
+            rows.append(dataclasses.replace(base, ts=ts, prompt=f"{CHAT[(j + 6 * k) % len(CHAT)]} ({acct}{j})"))
+    shared_ts = [T0 + timedelta(days=d, hours=5, minutes=m) for d in range(4) for m in (1, 2)]
+    if kind in ("ip_prefix", "asn", "tls_fingerprint", "user_agent"):
+        value = {"ip_prefix": "99.9.9.{}", "asn": 64999, "tls_fingerprint": "ja3-rare", "user_agent": "rare-client/0.1"}
+        for r in rows:
+            field = {"ip_prefix": "ip", "asn": "asn", "tls_fingerprint": "tls", "user_agent": "ua"}[kind]
+            v = value[kind]
+            setattr(r, field, v.format(10 if r.account == "a" else 20) if isinstance(v, str) and "{}" in v else v)
+    elif kind in ("payment", "email_domain", "creation"):
+        field = {"payment": "payment_fingerprint", "email_domain": "email_domain", "creation": "created_at"}[kind]
+        value = {"payment": "pay-shared", "email_domain": "rare-domain.io", "creation": T0 - timedelta(days=3)}[kind]
+        for i, acc in enumerate(accounts):
+            acc[field] = value + timedelta(minutes=2 * i) if kind == "creation" else value
+    elif kind != "none":
+        for j, acct in enumerate(("a", "b")):
+            for i, ts in enumerate(shared_ts):
+                task = TASKS[(i + 3 * j) % len(TASKS)]
+                prompt, system = {
+                    "skeleton": (WRAPPERS[0].format(task=TASKS[i % 4]), None),
+                    "head": (WRAPPERS[0].format(task=task), None),
+                    "tail": (WRAPPERS[2].format(task=task), None),
+                    "near_duplicate": (WRAPPERS[0].format(task=TASKS[i % 4]) + (" please" if j else " now"), None),
+                    "system_prompt": (task, "You are a reasoning tutor. Always write out your complete reasoning."),
+                    "sync_template": (WRAPPERS[0].format(task=task), None),
+                    "sync_structure": (f"{task} ({acct}{i})", None),
+                }[kind]
+                rows.append(Row(acct, ts + timedelta(seconds=j), prompt, system=system, elicit=0.9,
+                                ip=f"{20 + j}.1.1.1", asn=100 + j, max_tokens=3333, capability=MATH))
+    return rows, accounts
+
+
+@pytest.mark.parametrize("kind", [k.name for k in EDGE_KINDS])
+def test_each_edge_kind_links_two_accounts(kind: str) -> None:
+    rows, accounts = _pair_rows(kind)
+    result = link_accounts(connect(rows, accounts), config=LOOSE)
+    assert kind in edge_kinds(result, "a", "b")
+
+
+def test_unrelated_accounts_get_no_edge() -> None:
+    rows, accounts = _pair_rows("none")
+    result = link_accounts(connect(rows, accounts), config=LOOSE)
+    assert result.edges.num_rows == 0
+    assert result.clusters.num_rows == 0
+
+
+def test_campus_nat_and_stock_prompts_do_not_cluster() -> None:
+    """Sixty accounts behind one campus /24, created in one hour, plus a stock prompt and a judge template
+    used across the population: shared, but too common to mean coordination."""
+    rng = random.Random(3)
+    rows = background(rng, 80)
+    accounts = []
+    for i in range(60):
+        acct = f"student-{i:02d}"
+        accounts.append({"account_id": acct, "created_at": T0 - timedelta(days=20, minutes=i), "tier": "education",
+                         "email_domain": "uni.example.edu"})
+        for _ in range(4):
+            ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(9, 17))
+            rows.append(Row(acct, ts, f"Translate to French: {rng.choice(CHAT)}", ip=f"130.1.2.{rng.randint(1, 254)}",
+                            asn=680, tls="ja3-chrome", ua="Mozilla/5.0"))
+    judge = "Please act as an impartial judge and evaluate the quality of the response below. Rate it from 1 to 10.\n\n{x}"
+    for i in range(230):  # a stock judge template, used by more accounts than the bucket cap
+        ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(0, 23))
+        rows.append(Row(f"grader-{i:03d}", ts, judge.format(x=rng.choice(TASKS)), elicit=0.9,
+                        ip=f"{rng.randint(11, 200)}.{rng.randint(0, 255)}.3.3"))
+    result = link_accounts(connect(rows, accounts))
+    assert result.clusters.num_rows == 0
+    assert all(c is None for c in result.accounts["cluster_id"].to_pylist())
+
+
+def test_small_hydra_is_recovered_whole_and_pure() -> None:
+    rng = random.Random(11)
+    rows = hydra(rng) + background(rng, 60)
+    accounts = [{"account_id": f"hydra-{i:02d}", "created_at": T0 - timedelta(days=5, minutes=3 * i), "tier": "free"}
+                for i in range(12)]
+    result = link_accounts(connect(rows, accounts))
+    acc = {r["account_id"]: r for r in result.accounts.to_pylist()}
+    hydra_clusters = [acc[f"hydra-{i:02d}"]["cluster_id"] for i in range(12)]
+    best = max(set(hydra_clusters), key=hydra_clusters.count)
+    assert best is not None
+    members = [a for a, r in acc.items() if r["cluster_id"] == best]
+    assert hydra_clusters.count(best) / 12 >= 0.9  # coverage
+    assert sum(m.startswith("hydra-") for m in members) / len(members) >= 0.9  # purity
+    assert all(r["cluster_id"] is None for a, r in acc.items() if a.startswith("user-"))
+
+    member = acc["hydra-00"]
+    assert "shared-template" in member["link_reasons"]
+    assert "creation-burst" in member["link_reasons"]
+    assert member["cluster_log_accounts"] > 2.0
+    assert member["cluster_elicit_share"] > 0.5
+    assert member["cluster_creation_burst"] == 1.0
+    assert member["content_risk"] > 0.3
+    assert max(r["content_risk"] for a, r in acc.items() if a.startswith("user-")) == 0.0
+
+    cluster = next(c for c in result.clusters.to_pylist() if c["cluster_id"] == best)
+    assert cluster["n_accounts"] == len(members)
+    assert cluster["capabilities"].split(";")[0] == "math"
+    assert cluster["reasons"].split(";")[0] in ("shared-template", "synchronized")
+    assert result.edges.num_rows > 0
+    assert {r["account_a"] for r in result.edges.to_pylist()} <= set(members)
+
+
+def test_unclustered_accounts_have_zero_cluster_features() -> None:
+    rng = random.Random(5)
+    result = link_accounts(connect(background(rng, 20)))
+    table = result.accounts
+    assert set(CLUSTER_FEATURES) >= {"cluster_log_accounts", "content_risk"}
+    assert table.column_names == ["account_id", "cluster_id", *CLUSTER_FEATURES, "watchlist", "link_reasons"]
+    assert table.num_rows == 20
+    for name in CLUSTER_FEATURES:
+        assert set(table[name].to_pylist()) == {0.0}
+
+
+def test_new_model_pivot_of_a_cluster() -> None:
+    rng = random.Random(2)
+    rows = hydra(rng) + background(rng, 30)
+    release = T0 + timedelta(days=6)
+    for r in rows:
+        if r.account.startswith("hydra-") and r.ts >= release and rng.random() < 0.8:
+            r.model = "lumen-3-pro"
+    result = link_accounts(connect(rows, releases=[{"model": "lumen-3-pro", "released_at": release}]))
+    member = next(r for r in result.accounts.to_pylist() if r["account_id"] == "hydra-03")
+    assert member["cluster_pivot"] > 0.6
+    assert "new-model-pivot" in member["link_reasons"]
+
+
+def test_linking_leaves_no_working_tables() -> None:
+    con = connect(background(random.Random(1), 5))
+    link_accounts(con)
+    names = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert names == {"signals", "accounts", "releases"}
