@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from distillguard.behaviour.features import FEATURES, account_features
+from distillguard.behaviour.features import FEATURES, PRIOR_EXCHANGES, account_features
 from distillguard.signals.exchange import ELICITATION_COLUMNS, SIGNALS_SCHEMA
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -67,8 +67,10 @@ def test_harvester_and_person_differ_where_expected(features):
     assert bot["n_exchanges"] == 4 * 2880 and person["n_exchanges"] == 40
     assert bot["hour_entropy"] > 0.99 and person["hour_entropy"] < 0.7
     assert bot["gap_regularity"] > 0.95 and person["gap_regularity"] < 0.7
-    assert bot["top_frame_share"] == 1.0 and person["top_frame_share"] == pytest.approx(1 / 40)
-    assert bot["e_reasoning_share"] == 1.0 and person["e_reasoning_share"] == 0.0
+    # Shares are shrunk by PRIOR_EXCHANGES pseudo-exchanges: near 1 for the bot, small for the person.
+    assert bot["top_frame_share"] == pytest.approx(11520 / (11520 + PRIOR_EXCHANGES))
+    assert person["top_frame_share"] == pytest.approx(1 / (40 + PRIOR_EXCHANGES))
+    assert bot["e_reasoning_share"] > 0.99 and person["e_reasoning_share"] == 0.0
     assert bot["capability_entropy"] == 0.0 and person["capability_entropy"] > 0.5
     assert bot["single_turn_share"] == 1.0 and person["single_turn_share"] == 0.0
     assert bot["log_out_in_ratio"] > person["log_out_in_ratio"]
@@ -77,6 +79,17 @@ def test_harvester_and_person_differ_where_expected(features):
 def test_new_model_pivot_counts_only_accounts_active_before_release(features):
     assert features["bot"]["new_model_pivot"] == 1.0
     assert features["person"]["new_model_pivot"] == 0.0
+
+
+def test_one_odd_request_is_not_read_as_a_large_share():
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows = _rows("tiny", [T0, T0 + timedelta(minutes=5)], reasoning=0.9)
+    rows[1]["e_reasoning"] = 0.0
+    con.register("sig", pa.Table.from_pylist(rows, schema=SIGNALS_SCHEMA))
+    con.execute("CREATE TABLE signals AS SELECT * FROM sig")
+    (row,) = account_features(con).to_pylist()
+    assert row["e_reasoning_share"] == pytest.approx(1 / (2 + PRIOR_EXCHANGES))
 
 
 def test_missing_side_tables_give_neutral_account_features(features):

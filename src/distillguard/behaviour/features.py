@@ -50,7 +50,16 @@ FEATURES: tuple[str, ...] = (
 
 _HIGH_VALUE_CODES = ", ".join(str(CAPABILITIES.index(c)) for c in HIGH_VALUE_CAPABILITIES if c in CAPABILITIES)
 _ENTRY_TIERS = ", ".join(f"'{t}'" for t in ENTRY_POINT_TIERS)
-_ELICIT_SHARES = ",\n        ".join(f"avg(({c} > 0.5)::DOUBLE) AS {c}_share" for c in ELICITATION_COLUMNS)
+# Shares of rare events are shrunk towards zero by this many pseudo-exchanges, so that one odd
+# request of a three-request account is not read as "a third of its traffic is harvesting".
+PRIOR_EXCHANGES = 5
+
+
+def _shrunk_share(condition: str) -> str:
+    return f"sum(({condition})::DOUBLE) / (count(*) + {PRIOR_EXCHANGES})"
+
+
+_ELICIT_SHARES = ",\n        ".join(f"{_shrunk_share(f'{c} > 0.5')} AS {c}_share" for c in ELICITATION_COLUMNS)
 _ELICIT_ANY = " OR ".join(f"{c} > 0.5" for c in ELICITATION_COLUMNS)
 
 
@@ -70,7 +79,7 @@ WITH base AS (
         min(ts) AS first_ts,
         count(DISTINCT date_trunc('day', ts)) AS active_days,
         {_ELICIT_SHARES},
-        avg(({_ELICIT_ANY})::DOUBLE) AS elicit_any_share,
+        {_shrunk_share(_ELICIT_ANY)} AS elicit_any_share,
         avg((capability IN ({_HIGH_VALUE_CODES}))::DOUBLE) AS high_value_share,
         avg((n_user <= 1 AND n_messages <= 1)::DOUBLE) AS single_turn_share,
         avg((has_tool_turn OR n_tools > 0)::DOUBLE) AS tool_turn_share,
@@ -147,11 +156,11 @@ SELECT
     coalesce(g.gap_regularity, 0.5) AS gap_regularity,
     {", ".join(f"b.{c}_share" for c in ELICITATION_COLUMNS)},
     b.elicit_any_share,
-    f.top_frame_hash / b.n AS top_frame_share,
-    t.top_tail_hash / b.n AS top_tail_share,
+    f.top_frame_hash / (b.n + {PRIOR_EXCHANGES}) AS top_frame_share,
+    t.top_tail_hash / (b.n + {PRIOR_EXCHANGES}) AS top_tail_share,
     f.distinct_frame_hash / b.n AS frame_diversity,
-    k.top_skel_hash / b.n AS top_skeleton_share,
-    sy.top_sys_hash / b.n AS top_system_share,
+    k.top_skel_hash / (b.n + {PRIOR_EXCHANGES}) AS top_skeleton_share,
+    sy.top_sys_hash / (b.n + {PRIOR_EXCHANGES}) AS top_system_share,
     coalesce(c.capability_entropy, 0) AS capability_entropy,
     b.high_value_share,
     b.single_turn_share,

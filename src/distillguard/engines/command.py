@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from distillguard.engines.local import AnalysisResult, analyze
 from distillguard.errors import InputError
-from distillguard.report.html import write_report
-from distillguard.report.tables import write_accounts_csv, write_clusters_csv
-from distillguard.scoring.model import AccountModel
+
+if TYPE_CHECKING:
+    from distillguard.engines.local import AnalysisResult
 
 console = Console()
 
@@ -35,25 +35,44 @@ def _summary(result: AnalysisResult, out: Path) -> None:
 
 
 def analyze_command(
-    logs: list[Path] = typer.Argument(..., help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (created if missing)."),
-    accounts: Path | None = typer.Option(None, "--accounts", help="Accounts side table."),
-    releases: Path | None = typer.Option(None, "--releases", help="Model releases side table."),
-    fmt: str = typer.Option("auto", "--format", help="Log shape: auto, contract, access-log, openai-batch."),
-    fpr_budget: float = typer.Option(
-        0.001, "--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."
-    ),
-    model: Path | None = typer.Option(None, "--model", help="Scoring model JSON (default: the shipped model)."),
-    db: Path | None = typer.Option(None, "--db", help="Keep the exchange signals in this DuckDB file."),
-    truth: Path | None = typer.Option(
-        None, "--truth", help="Ground truth (truth.csv): adds an evaluation section to the report."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    logs: Annotated[list[Path], typer.Argument(help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts side table.")] = None,
+    releases: Annotated[Path | None, typer.Option("--releases", help="Model releases side table.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Log shape: auto, contract, access-log, openai-batch.")
+    ] = "auto",
+    fpr_budget: Annotated[
+        float,
+        typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
+    ] = 0.001,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Scoring model JSON (default: the shipped model).")
+    ] = None,
+    watchlist: Annotated[
+        Path | None,
+        typer.Option("--watchlist", help="Partner indicators imported with `distillguard intel import`."),
+    ] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Keep the exchange signals in this DuckDB file.")] = None,
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="Ground truth (truth.csv): adds an evaluation to the report.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Score every account in API logs: risk, verdict, cluster and reasons (CONTRACT section 2)."""
+    # Imported here so that `distillguard --help` does not pay for the analysis stack.
+    from distillguard.engines.local import analyze
+    from distillguard.intel.fingerprint import intel_key
+    from distillguard.intel.stix import build_bundle, write_bundle
+    from distillguard.intel.watchlist import Watchlist, default_path
+    from distillguard.report.html import write_report
+    from distillguard.report.tables import write_accounts_csv, write_clusters_csv
+    from distillguard.scoring.model import AccountModel
+
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    watch_path = watchlist or default_path()
     result = analyze(
         [str(p) for p in logs],
         rejected_path=out / "rejected.jsonl",
@@ -63,15 +82,24 @@ def analyze_command(
         fpr_budget=fpr_budget,
         model=AccountModel.load(model) if model else None,
         db_path=db,
+        watchlist=Watchlist.load(watch_path) if watch_path.exists() else None,
         quiet=quiet,
     )
     write_accounts_csv(result.accounts, out / "accounts.csv")
     write_clusters_csv(result.clusters, out / "clusters.csv")
+    flagged_clusters = {
+        cid for cid, risk in zip(result.clusters.column("cluster_id").to_pylist(),
+                                 result.clusters.column("risk").to_pylist(), strict=True)
+        if risk > result.threshold
+    }
+    write_bundle(build_bundle(result.con, result.link, flagged_clusters, key=intel_key()),
+                 out / "indicators.stix.json")
     evaluation = None
     if truth is not None:
         from distillguard.evaluate.metrics import compute_metrics
         from distillguard.evaluate.tables import read_predictions, read_truth
 
         evaluation = compute_metrics(read_truth(truth), read_predictions(out / "accounts.csv"))
-    write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation)
+    write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation,
+                 edges=result.link.edges)
     _summary(result, out)

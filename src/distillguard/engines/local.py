@@ -16,6 +16,8 @@ import pyarrow as pa
 
 from distillguard.behaviour.features import account_features, ensure_side_tables
 from distillguard.ingest import RejectSink, input_size, read_accounts, read_exchanges, read_releases
+from distillguard.intel.watchlist import Watchlist
+from distillguard.linking import LinkResult, link_accounts
 from distillguard.progress import track
 from distillguard.scoring.assign import score_accounts
 from distillguard.scoring.model import AccountModel
@@ -29,6 +31,7 @@ SAMPLE_CHARS = 400
 class AnalysisResult:
     accounts: pa.Table  # account_id, n_exchanges, features, risk, flagged, cluster_id, reasons
     clusters: pa.Table
+    link: LinkResult
     threshold: float
     n_exchanges: int
     n_duplicates: int
@@ -116,18 +119,30 @@ def build_features(
     fmt: str = "auto",
     quiet: bool = False,
     samples: dict[str, list[str]] | None = None,
-) -> tuple[pa.Table, int, int]:
-    """Everything before scoring: (one feature row per account, exchanges kept, duplicates dropped)."""
+    watchlist: Watchlist | None = None,
+) -> tuple[pa.Table, LinkResult, int, int]:
+    """Everything before scoring: (account features joined with their cluster's, the link result,
+    exchanges kept, duplicates dropped)."""
     load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
     kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples)
-    return account_features(con), kept, duplicates
+    features = account_features(con)
+    link = link_accounts(con, watchlist=watchlist)
+    return join_on_account(features, link.accounts), link, kept, duplicates
+
+
+def join_on_account(left: pa.Table, right: pa.Table) -> pa.Table:
+    """Left join on account_id keeping the left table's order (both have one row per account)."""
+    joined = left.join(right, "account_id", join_type="left outer")
+    order = {a: i for i, a in enumerate(left.column("account_id").to_pylist())}
+    positions = [order[a] for a in joined.column("account_id").to_pylist()]
+    return joined.take(pa.array(sorted(range(len(positions)), key=positions.__getitem__)))
 
 
 def account_table_for_training(sim_dir: Path) -> pa.Table:
     """Account features of a simulator output folder (exchanges, accounts, releases)."""
     con = open_store(None)
     with RejectSink(None) as rejects:
-        features, _, _ = build_features(
+        features, _, _, _ = build_features(
             con,
             [sim_dir / "exchanges.jsonl.gz"],
             rejects=rejects,
@@ -148,6 +163,7 @@ def analyze(
     fpr_budget: float = 0.001,
     model: AccountModel | None = None,
     db_path: Path | None = None,
+    watchlist: Watchlist | None = None,
     quiet: bool = False,
 ) -> AnalysisResult:
     """Run the whole batch flow and return scored accounts and clusters (writing is the caller's)."""
@@ -156,15 +172,16 @@ def analyze(
     con = open_store(db_path)
     samples: dict[str, list[str]] = {}
     with RejectSink(rejected_path) as rejects:
-        features, kept, duplicates = build_features(
+        features, link, kept, duplicates = build_features(
             con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet,
-            samples=samples,
+            samples=samples, watchlist=watchlist,
         )
         rejected = dict(rejects.counts)
-    scored, clusters = score_accounts(con, features, model, threshold)
+    scored, clusters = score_accounts(features, link.clusters, model, threshold)
     return AnalysisResult(
         accounts=scored,
         clusters=clusters,
+        link=link,
         samples=samples,
         threshold=threshold,
         n_exchanges=kept,

@@ -75,6 +75,11 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "coordinated-cluster": "The account is linked to other accounts into a cluster that scores high as a whole.",
     "shared-harvest-content": "The account sends the same harvesting prompts (near-duplicates) as other suspect accounts.",
     "watchlist-match": "The account matches an indicator on a shared watchlist.",
+    "shared-infrastructure": "Linked to its cluster by shared IP prefixes, ASN, TLS fingerprint, user agent or e-mail domain.",
+    "shared-payment": "Linked to its cluster by a shared payment instrument.",
+    "creation-burst": "Created within minutes of other accounts of its cluster.",
+    "shared-template": "Linked to its cluster by the same prompt wrappers, system prompts or near-duplicate prompts.",
+    "synchronized": "Sends the same wrappers or request shapes in the same hours as other accounts of its cluster.",
     "combined-signals": "Flagged by several weaker signals together, none strong enough on its own to be listed.",
 }
 

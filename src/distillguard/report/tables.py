@@ -16,7 +16,7 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.6f}"
+        return repr(value)  # full precision: rounding would create ties and shift rankings
     return str(value)
 
 

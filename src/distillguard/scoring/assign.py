@@ -1,10 +1,11 @@
-"""Turn account features into the verdict table: risk, flagged, cluster and reasons."""
+"""Turn account features into the verdict tables: per account risk, flag, cluster and reasons;
+per cluster the contract columns of `clusters.csv`."""
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.scoring.model import AccountModel, feature_matrix
 
@@ -19,25 +20,76 @@ CLUSTERS_SCHEMA = pa.schema(
     ]
 )
 
+# A match with a partner's shared indicators adds this much log-odds. Simulated traffic has no
+# partner intelligence to learn a weight from, so the weight is set, and documented, by hand.
+WATCHLIST_LOGODDS = 3.0
+
+
+def _merge_reasons(model_reasons: list[str], link_reasons: str | None, watchlist: float, flagged: bool) -> str:
+    codes = list(model_reasons)
+    if watchlist > 0:
+        codes.insert(0, "watchlist-match")
+    if link_reasons and codes:
+        codes += [c for c in link_reasons.split(";") if c and c not in codes]
+    if not codes and flagged:
+        codes = ["combined-signals"]  # a flagged account always carries a reason an analyst can check
+    return ";".join(dict.fromkeys(codes))
+
 
 def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa.Table:
     """Append `risk`, `flagged` and `reasons` to a feature table (one row per account)."""
     x = feature_matrix(features, model.features)
-    risk = model.risk(x) if len(x) else np.zeros(0)
-    reasons = model.reasons(x) if len(x) else []
+    watch = (
+        np.nan_to_num(features.column("watchlist").to_numpy(zero_copy_only=False).astype(float))
+        if "watchlist" in features.column_names
+        else np.zeros(features.num_rows)
+    )
+    links = (
+        features.column("link_reasons").to_pylist()
+        if "link_reasons" in features.column_names
+        else [None] * features.num_rows
+    )
+    if features.num_rows:
+        logit = model.logit(x) + WATCHLIST_LOGODDS * (watch > 0)
+        risk = 1.0 / (1.0 + np.exp(-logit))
+        reasons = model.reasons(x)
+    else:
+        risk, reasons = np.zeros(0), []
     flagged = risk > threshold
-    # A flagged account always carries at least one reason an analyst can check.
-    reason_text = [";".join(r) if r or not f else "combined-signals" for r, f in zip(reasons, flagged, strict=True)]
+    text = [_merge_reasons(r, lk, w, f) for r, lk, w, f in zip(reasons, links, watch, flagged, strict=True)]
     return (
-        features.append_column("risk", pa.array(np.round(risk, 6), pa.float64()))
+        features.append_column("risk", pa.array(risk, pa.float64()))
         .append_column("flagged", pa.array(flagged, pa.bool_()))
-        .append_column("reasons", pa.array(reason_text, pa.string()))
+        .append_column("reasons", pa.array(text, pa.string()))
+    )
+
+
+def cluster_verdicts(accounts: pa.Table, clusters: pa.Table) -> pa.Table:
+    """Contract cluster rows: a cluster's risk is the mean risk of its members."""
+    if clusters.num_rows == 0:
+        return CLUSTERS_SCHEMA.empty_table()
+    member = accounts.filter(pc.is_valid(accounts.column("cluster_id")))
+    mean_risk = member.group_by("cluster_id").aggregate([("risk", "mean")])
+    risk_of = dict(zip(mean_risk.column("cluster_id").to_pylist(), mean_risk.column("risk_mean").to_pylist(),
+                       strict=True))
+    ids = clusters.column("cluster_id").to_pylist()
+    return pa.table(
+        {
+            "cluster_id": ids,
+            "n_accounts": clusters.column("n_accounts").cast(pa.int64()),
+            "n_exchanges": clusters.column("n_exchanges").cast(pa.int64()),
+            "risk": pa.array([float(risk_of.get(c, 0.0)) for c in ids], pa.float64()),
+            "capabilities": clusters.column("capabilities").cast(pa.string()),
+            "reasons": clusters.column("reasons").cast(pa.string()),
+        },
+        schema=CLUSTERS_SCHEMA,
     )
 
 
 def score_accounts(
-    con: duckdb.DuckDBPyConnection, features: pa.Table, model: AccountModel, threshold: float
+    features: pa.Table, clusters: pa.Table, model: AccountModel, threshold: float
 ) -> tuple[pa.Table, pa.Table]:
     scored = score_table(features, model, threshold)
-    scored = scored.append_column("cluster_id", pa.array([None] * scored.num_rows, pa.string()))
-    return scored, CLUSTERS_SCHEMA.empty_table()
+    if "cluster_id" not in scored.column_names:
+        scored = scored.append_column("cluster_id", pa.nulls(scored.num_rows, pa.string()))
+    return scored, cluster_verdicts(scored, clusters)

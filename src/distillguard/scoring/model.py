@@ -55,6 +55,13 @@ REASON_OF_FEATURE: dict[str, str] = {
     "watchlist": "watchlist-match",
 }
 
+# The direction in which each feature is *suspicious*, fixed by the threat model rather than learnt:
+# training constrains every weight to agree with it, so the model cannot learn a shortcut such as
+# "small accounts are suspicious" from one simulator's population. Features not listed: +1.
+SUSPICIOUS_DIRECTION: dict[str, int] = {"frame_diversity": -1, "capability_entropy": -1}
+
+Z_CLIP = 4.0
+
 # A reason is reported when it adds at least this much log-odds over a typical account.
 REASON_MIN_LOGODDS = 0.5
 DEFAULT_MODEL = "account_model.json"
@@ -74,7 +81,8 @@ class AccountModel:
     meta: dict = field(default_factory=dict)
 
     def _z(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        # Clipped so that no single feature, however extreme, outweighs the rest of the evidence.
+        return np.clip((np.asarray(x, dtype=np.float64) - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
         return self._z(x) @ self.coef + self.intercept

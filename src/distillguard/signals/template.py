@@ -21,6 +21,7 @@ Hashes are 64-bit xxhash values stored as signed int64 (DuckDB and Arrow friendl
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,10 +38,10 @@ _CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.S)
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|'[^'\n]{3,200}'")
-_NUMBER = re.compile(r"[-+]?\d[\d,._:/]*")
-# A capitalised word that follows a lower-case word is most often a name or a slot value.
-_NAME = re.compile(r"(?<=[a-z,;] )[A-Z][\w'-]+")
-_NON_WORD = re.compile(r"[^\w<>?!.:]+")
+# Punctuation that separates words; "?!.:" stay attached (they shape a template), "<>" mark slots.
+_SEPARATORS = str.maketrans(
+    {c: " " for c in string.punctuation if c not in "<>?!.:"} | {"\u2019": " ", "\u201c": " ", "\u201d": " "}
+)
 
 _MINHASH_SEED = 0x5EED
 _BAND_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: a cheap polynomial row hash
@@ -50,6 +51,16 @@ def _bound(text: str) -> str:
     if len(text) <= _MAX_CHARS:
         return text
     return text[: _MAX_CHARS * 3 // 4] + " " + text[-_MAX_CHARS // 4 :]
+
+
+def _mask_token(tok: str, after_lower: bool) -> str:
+    first = tok[0]
+    if first.isdigit():
+        return "<n>"
+    # A capitalised word that follows a lower-case word is most often a name or a slot value.
+    if after_lower and first.isupper():
+        return "<name>"
+    return tok.lower()
 
 
 def skeleton(text: str) -> str:
@@ -62,10 +73,15 @@ def skeleton(text: str) -> str:
         s = _URL.sub(" <url> ", s)
     if "@" in s:
         s = _EMAIL.sub(" <email> ", s)
-    s = _QUOTED.sub(" <q> ", s)
-    s = _NAME.sub("<name>", s)
-    s = _NUMBER.sub("<n>", s)
-    return " ".join(_NON_WORD.sub(" ", s.lower()).split())
+    if '"' in s or "'" in s or "“" in s:
+        s = _QUOTED.sub(" <q> ", s)
+    out = []
+    after_lower = False
+    for tok in s.translate(_SEPARATORS).split():
+        out.append(_mask_token(tok, after_lower))
+        last = tok[-1]
+        after_lower = last.islower() or last in ",;"
+    return " ".join(out)
 
 
 def to_int64(h: int) -> int:
@@ -93,7 +109,7 @@ def _shingles(skel: str) -> list[str]:
     words = skel.split(" ")
     if len(words) < 3:
         return [skel]
-    return [" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+    return [f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
 
 
 def minhash_bands(skeletons: Sequence[str]) -> np.ndarray:
