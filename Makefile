@@ -16,10 +16,15 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/distillguard simulate --scenario small --seed 7 --out $(DEMO)/sim
+	$(BIN)/distillguard analyze $(DEMO)/sim/exchanges.jsonl.gz --accounts $(DEMO)/sim/accounts.jsonl \
+		--releases $(DEMO)/sim/releases.jsonl --truth $(DEMO)/sim/truth.csv --out $(DEMO)/analysis
+	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/analysis/accounts.csv \
+		--exchanges $(DEMO)/sim/exchanges.jsonl.gz
 	$(BIN)/distillguard baseline rate-limit $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/rate-limit
 	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/rate-limit/accounts.csv
 	$(BIN)/distillguard baseline anomaly $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/anomaly
 	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/anomaly/accounts.csv
+	@echo "analyst report: $(DEMO)/analysis/report.html"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

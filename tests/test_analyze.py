@@ -1,0 +1,110 @@
+"""End to end: simulate a small world, run `distillguard analyze`, check the output contract."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import stix2
+from typer.testing import CliRunner
+
+from distillguard.cli import app
+from distillguard.sim import simulate
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    simulate("small", 11, root / "sim", scale=0.15, quiet=True)
+    out = root / "out"
+    result = runner.invoke(
+        app,
+        [
+            "analyze", str(root / "sim" / "exchanges.jsonl.gz"),
+            "--accounts", str(root / "sim" / "accounts.jsonl"),
+            "--releases", str(root / "sim" / "releases.jsonl"),
+            "--truth", str(root / "sim" / "truth.csv"),
+            "--out", str(out), "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return root / "sim", out
+
+
+def _rows(path):
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_accounts_csv_contract(analysed):
+    sim, out = analysed
+    with (out / "accounts.csv").open() as fh:
+        assert fh.readline().strip() == "account_id,risk,flagged,cluster_id,reasons"
+    rows = _rows(out / "accounts.csv")
+    truth = {r["account_id"]: r for r in _rows(sim / "truth.csv")}
+    assert {r["account_id"] for r in rows} == set(truth)  # one row for every account seen
+    assert len(rows) == len(truth)
+    for r in rows:
+        assert 0.0 <= float(r["risk"]) <= 1.0
+        assert r["flagged"] in ("true", "false")
+        if r["flagged"] == "true":
+            assert r["reasons"], "a flagged account always has a reason"
+        for code in filter(None, r["reasons"].split(";")):
+            assert code == code.lower() and " " not in code
+
+
+def test_campaign_accounts_score_higher_than_legitimate_ones(analysed):
+    sim, out = analysed
+    truth = {r["account_id"]: r["label"] for r in _rows(sim / "truth.csv")}
+    risks = {"campaign": [], "legit": []}
+    for r in _rows(out / "accounts.csv"):
+        risks[truth[r["account_id"]]].append(float(r["risk"]))
+    mean = {k: sum(v) / len(v) for k, v in risks.items()}
+    assert mean["campaign"] > mean["legit"] + 0.3
+
+
+def test_clusters_csv_and_cluster_ids_agree(analysed):
+    _, out = analysed
+    with (out / "clusters.csv").open() as fh:
+        assert fh.readline().strip() == "cluster_id,n_accounts,n_exchanges,risk,capabilities,reasons"
+    clusters = {r["cluster_id"]: r for r in _rows(out / "clusters.csv")}
+    members: dict[str, int] = {}
+    for r in _rows(out / "accounts.csv"):
+        if r["cluster_id"]:
+            members[r["cluster_id"]] = members.get(r["cluster_id"], 0) + 1
+    assert set(members) == set(clusters)
+    for cid, n in members.items():
+        assert int(clusters[cid]["n_accounts"]) == n
+
+
+def test_stix_bundle_parses_and_holds_no_prompt_text(analysed):
+    sim, out = analysed
+    text = (out / "indicators.stix.json").read_text()
+    bundle = stix2.parse(text, allow_custom=True)
+    assert bundle.type == "bundle"
+    first_prompt = json.loads(
+        __import__("gzip").open(sim / "exchanges.jsonl.gz", "rt").readline()
+    )["messages"][-1]["content"]
+    if isinstance(first_prompt, str) and len(first_prompt) > 30:
+        assert first_prompt[:30] not in text
+
+
+def test_report_and_rejected_files_written(analysed):
+    _, out = analysed
+    html = (out / "report.html").read_text()
+    assert "<html" in html and "Evaluation" in html
+    assert (out / "rejected.jsonl").exists()
+
+
+def test_unusable_input_is_a_one_line_error(tmp_path):
+    exe = Path(sys.executable).parent / "distillguard"
+    missing = tmp_path / "missing.jsonl"
+    proc = subprocess.run([str(exe), "analyze", str(missing), "--out", str(tmp_path / "o"), "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "missing.jsonl" in lines[0], proc.stderr
