@@ -101,5 +101,5 @@ def analyze_command(
 
         evaluation = compute_metrics(read_truth(truth), read_predictions(out / "accounts.csv"))
     write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation,
-                 edges=result.link.edges)
+                 edges=result.link.edges if result.link else None)
     _summary(result, out)

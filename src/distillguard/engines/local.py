@@ -7,7 +7,12 @@ exchanges times a few dozen bytes, not with prompt text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +36,13 @@ SAMPLE_CHARS = 400
 class AnalysisResult:
     accounts: pa.Table  # account_id, n_exchanges, features, risk, flagged, cluster_id, reasons
     clusters: pa.Table
-    link: LinkResult
     threshold: float
     n_exchanges: int
     n_duplicates: int
     rejected: dict[str, int] = field(default_factory=dict)
     samples: dict[str, list[str]] = field(default_factory=dict)  # account -> first request texts
     con: duckdb.DuckDBPyConnection | None = None
+    link: LinkResult | None = None  # graph, cluster features and edges behind `clusters`
 
 
 def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
@@ -60,6 +65,42 @@ def collect_samples(batch: pa.RecordBatch, samples: dict[str, list[str]]) -> Non
             samples[account][slot] = text[:SAMPLE_CHARS]
 
 
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+def signal_workers(input_bytes: int) -> int:
+    return (os.cpu_count() or 1) if input_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 else 0
+
+
+@contextmanager
+def _signal_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    if workers <= 0:
+        yield None
+        return
+    # `spawn`: the parent holds a DuckDB connection and its threads, which must not be forked.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _map_signals(
+    pool: ProcessPoolExecutor | None, batches: Iterator[pa.RecordBatch], workers: int
+) -> Iterator[tuple[pa.RecordBatch, pa.RecordBatch]]:
+    """(batch, its signals) in input order; at most 2 batches per worker in flight bounds memory."""
+    if pool is None:
+        for batch in batches:
+            yield batch, exchange_signals(batch)
+        return
+    pending: deque[tuple[pa.RecordBatch, Future[pa.RecordBatch]]] = deque()
+    for batch in batches:
+        pending.append((batch, pool.submit(exchange_signals, batch)))
+        if len(pending) >= 2 * workers:
+            done, future = pending.popleft()
+            yield done, future.result()
+    while pending:
+        done, future = pending.popleft()
+        yield done, future.result()
+
+
 def load_signals(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | Path],
@@ -68,17 +109,24 @@ def load_signals(
     fmt: str = "auto",
     quiet: bool = False,
     samples: dict[str, list[str]] | None = None,
+    workers: int | None = None,
 ) -> tuple[int, int]:
-    """Read the logs into the `signals` table; returns (exchanges kept, duplicate request ids dropped)."""
+    """Read the logs into the `signals` table; returns (exchanges kept, duplicate request ids dropped).
+
+    `workers` processes compute the signals while this one reads and validates (default: one per
+    core for inputs over `PARALLEL_MIN_BYTES`, none below, where start-up would cost more)."""
     con.execute("DROP TABLE IF EXISTS signals_raw")
     con.register("signals_empty", SIGNALS_SCHEMA.empty_table())
     con.execute("CREATE TABLE signals_raw AS SELECT * FROM signals_empty")
     con.unregister("signals_empty")
-    with track("reading and scoring exchanges", total=input_size(paths), quiet=quiet) as bar:
-        for batch in read_exchanges(paths, fmt=fmt, rejects=rejects, on_progress=bar.advance):
+    size = input_size(paths)
+    workers = signal_workers(size) if workers is None else workers
+    with track("reading and scoring exchanges", total=size, quiet=quiet) as bar, _signal_pool(workers) as pool:
+        batches = read_exchanges(paths, fmt=fmt, rejects=rejects, on_progress=bar.advance)
+        for batch, sig in _map_signals(pool, batches, workers):
             if samples is not None:
                 collect_samples(batch, samples)
-            con.register("signals_batch", exchange_signals(batch))
+            con.register("signals_batch", sig)
             con.execute("INSERT INTO signals_raw SELECT * FROM signals_batch")
             con.unregister("signals_batch")
     # The same exchange logged twice (overlapping exports) must count once.
