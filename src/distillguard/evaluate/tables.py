@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from distillguard.errors import InputError
+from distillguard.report.tables import write_accounts_csv as write_contract_accounts
 from distillguard.schema import ACCOUNTS_CSV_HEADER, TRUTH_CSV_HEADER
 
 LABELS = ("campaign", "legit")
@@ -139,22 +140,6 @@ def account_differences(truth: pa.Table, pred: pa.Table) -> tuple[list[str], lis
 
 
 def write_accounts_csv(path: Path, scores: pa.Table) -> None:
-    """Write a contract `accounts.csv` from a table with the `PREDICTION_SCHEMA` columns.
-
-    Risk is written with `repr` precision so that re-reading the file gives the same ranking
-    (rounding would create ties and shift the ranking metrics).
-    """
+    """Write a contract `accounts.csv` from a table with the `PREDICTION_SCHEMA` columns."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(ACCOUNTS_CSV_HEADER)
-        for row in scores.select(list(ACCOUNTS_CSV_HEADER)).to_pylist():
-            writer.writerow(
-                [
-                    row["account_id"],
-                    repr(float(row["risk"])),
-                    "true" if row["flagged"] else "false",
-                    row["cluster_id"] or "",
-                    row["reasons"] or "",
-                ]
-            )
+    write_contract_accounts(scores, path)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillguard.schema import TS_TYPE
+from distillguard.schema import EXCHANGE_SCHEMA
 from distillguard.signals.capability import classify_capability
 from distillguard.signals.elicitation import ELICITATION_TYPES, score_elicitation
 from distillguard.signals.template import LSH_BANDS, head, minhash_bands, skeleton, tail, text_hash
@@ -47,26 +47,7 @@ PASSTHROUGH = (
 
 SIGNALS_SCHEMA = pa.schema(
     [
-        ("request_id", pa.string()),
-        ("ts", TS_TYPE),
-        ("account_id", pa.string()),
-        ("model", pa.string()),
-        ("org_id", pa.string()),
-        ("api_key_id", pa.string()),
-        ("conversation_id", pa.string()),
-        ("ip", pa.string()),
-        ("asn", pa.int64()),
-        ("country", pa.string()),
-        ("user_agent", pa.string()),
-        ("tls_fingerprint", pa.string()),
-        ("payment_fingerprint", pa.string()),
-        ("max_tokens", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-        ("stop_reason", pa.string()),
-        ("status", pa.int64()),
-        ("n_images", pa.int32()),
+        *[EXCHANGE_SCHEMA.field(name) for name in PASSTHROUGH],
         ("ip_prefix", pa.string()),
         ("n_messages", pa.int32()),
         ("n_user", pa.int32()),
