@@ -2,9 +2,9 @@
 
 The model is fit on training seeds, its operating point (the distribution of legitimate risks) is
 read on separate calibration seeds, and neither set overlaps the seeds reported in the README
-(`benchmarks/evaluate_detection.py` uses seeds 1 and 2). Usage:
+(`benchmarks/evaluate_detection.py` uses seed 1). Usage:
 
-    .venv/bin/python scripts/train_scorer.py [--work bench-out/train] [--scale 1.0]
+    .venv/bin/python scripts/train_scorer.py [--work bench-out/train] [--scale 0.5]
 """
 
 from __future__ import annotations
@@ -16,12 +16,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.optimize import minimize
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from distillguard.behaviour.features import FEATURES
 from distillguard.engines.local import account_table_for_training
 from distillguard.linking import CLUSTER_FEATURES
-from distillguard.scoring.model import DEFAULT_MODEL, SUSPICIOUS_DIRECTION, AccountModel, feature_matrix
+from distillguard.scoring.model import (
+    DEFAULT_MODEL,
+    SUSPICIOUS_DIRECTION,
+    AccountModel,
+    Trees,
+    feature_matrix,
+)
 from distillguard.sim import simulate
 
 TRAIN = [("medium", 101), ("adaptive", 102), ("large", 103)]
@@ -46,28 +52,26 @@ def labelled_features(scenario: str, seed: int, work: Path, scale: float) -> pa.
     return table
 
 
-def fit_sign_constrained(z: np.ndarray, y: np.ndarray, signs: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression whose weights agree in sign with `signs` (L-BFGS-B bounds)."""
-    t = np.where(y, 1.0, -1.0)
-
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = params[:-1], params[-1]
-        margin = t * (z @ w + b)
-        value = np.logaddexp(0, -margin).sum() + 0.5 / c * w @ w
-        g = -t * np.exp(-np.logaddexp(0, margin))  # d loss / d score
-        return value, np.append(z.T @ g + w / c, g.sum())
-
-    bounds = [(0, None) if s > 0 else (None, 0) for s in signs] + [(None, None)]
-    result = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
-                      options={"maxiter": 5000})
-    return result.x[:-1], float(result.x[-1])
+def export_trees(clf: HistGradientBoostingClassifier) -> Trees:
+    """The fitted ensemble as flat arrays (binary classification: one tree per iteration)."""
+    parts = [predictors[0].nodes for predictors in clf._predictors]
+    offsets = np.concatenate(([0], np.cumsum([len(p) for p in parts])))
+    nodes = np.concatenate(parts)
+    return Trees(
+        feature=nodes["feature_idx"].astype(np.int32),
+        threshold=nodes["num_threshold"].astype(np.float64),
+        left=nodes["left"].astype(np.int32),
+        right=nodes["right"].astype(np.int32),
+        is_leaf=nodes["is_leaf"].astype(bool),
+        value=nodes["value"].astype(np.float64),
+        offsets=offsets.astype(np.int64),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("bench-out/train"))
     parser.add_argument("--scale", type=float, default=0.5)
-    parser.add_argument("--C", type=float, default=0.3, help="inverse L2 regularisation strength")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -76,19 +80,20 @@ def main() -> None:
     features = (*FEATURES, *CLUSTER_FEATURES)
     x = feature_matrix(train, features)
     y = np.asarray(train.column("label").to_pylist())
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    signs = np.array([SUSPICIOUS_DIRECTION.get(f, 1) for f in features])
-    coef, intercept = fit_sign_constrained((x - mean) / scale, y, signs, args.C)
+    monotone = [SUSPICIOUS_DIRECTION.get(f, 1) for f in features]
+    clf = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
+        monotonic_cst=monotone, random_state=0,
+    ).fit(x, y)
     model = AccountModel(
         features=features,
-        mean=mean,
-        scale=scale,
-        coef=coef,
-        intercept=intercept,
+        trees=export_trees(clf),
+        baseline=float(np.ravel(clf._baseline_prediction)[0]),
+        typical=np.median(x[~y], axis=0),
         meta={"train": [f"{s}:{seed}" for s, seed in TRAIN], "calibrate": [f"{s}:{seed}" for s, seed in CALIBRATE],
-              "scale": args.scale, "C": args.C},
+              "scale": args.scale},
     )
+    assert np.allclose(model.logit(x[:500]), clf.decision_function(x[:500])), "tree export disagrees"
     xc = feature_matrix(calib, features)
     yc = np.asarray(calib.column("label").to_pylist())
     model.legit_risks = np.sort(model.risk(xc[~yc]))
@@ -97,8 +102,6 @@ def main() -> None:
     rc = model.risk(xc)
     print(f"train accounts {len(y)} ({y.sum()} campaign), calibration {len(yc)} ({yc.sum()} campaign)")
     print(f"threshold at 0.1% FPR: {thr:.4f}; calibration recall {np.mean(rc[yc] > thr):.3f}")
-    for name, c in sorted(zip(features, model.coef, strict=True), key=lambda t: -abs(t[1])):
-        print(f"  {name:28s} {c:+.3f}")
     print(f"wrote {MODEL_PATH}")
 
 
