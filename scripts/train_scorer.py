@@ -52,22 +52,6 @@ def labelled_features(scenario: str, seed: int, work: Path, scale: float) -> pa.
     return table
 
 
-def export_trees(clf: HistGradientBoostingClassifier) -> Trees:
-    """The fitted ensemble as flat arrays (binary classification: one tree per iteration)."""
-    parts = [predictors[0].nodes for predictors in clf._predictors]
-    offsets = np.concatenate(([0], np.cumsum([len(p) for p in parts])))
-    nodes = np.concatenate(parts)
-    return Trees(
-        feature=nodes["feature_idx"].astype(np.int32),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        left=nodes["left"].astype(np.int32),
-        right=nodes["right"].astype(np.int32),
-        is_leaf=nodes["is_leaf"].astype(bool),
-        value=nodes["value"].astype(np.float64),
-        offsets=offsets.astype(np.int64),
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("bench-out/train"))
@@ -87,7 +71,7 @@ def main() -> None:
     ).fit(x, y)
     model = AccountModel(
         features=features,
-        trees=export_trees(clf),
+        trees=Trees.from_sklearn(clf),
         baseline=float(np.ravel(clf._baseline_prediction)[0]),
         typical=np.median(x[~y], axis=0),
         meta={"train": [f"{s}:{seed}" for s, seed in TRAIN], "calibrate": [f"{s}:{seed}" for s, seed in CALIBRATE],

@@ -103,6 +103,21 @@ class Trees:
             total += self.value[base + node]
         return total
 
+    @classmethod
+    def from_sklearn(cls, clf) -> Trees:
+        """A fitted binary `HistGradientBoostingClassifier` as flat arrays (one tree per iteration)."""
+        parts = [predictors[0].nodes for predictors in clf._predictors]
+        nodes = np.concatenate(parts)
+        return cls(
+            feature=nodes["feature_idx"].astype(np.int32),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            left=nodes["left"].astype(np.int32),
+            right=nodes["right"].astype(np.int32),
+            is_leaf=nodes["is_leaf"].astype(bool),
+            value=nodes["value"].astype(np.float64),
+            offsets=np.concatenate(([0], np.cumsum([len(p) for p in parts]))).astype(np.int64),
+        )
+
     def to_json(self) -> dict:
         return {k: getattr(self, k).tolist() for k in ("feature", "threshold", "left", "right", "is_leaf", "value",
                                                         "offsets")}

@@ -1,0 +1,87 @@
+"""The account scoring model: exported trees agree with scikit-learn, monotone, reasons, operating point."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from distillguard.scoring.assign import WATCHLIST_LOGODDS, score_table
+from distillguard.scoring.model import AccountModel, Trees
+
+FEATURES = ("e_reasoning_share", "top_frame_share", "frame_diversity")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = rng.uniform(0, 1, size=(n, 3))
+    # Campaign when it extracts reasoning through one wrapper; diversity makes it less likely.
+    logit = 6 * x[:, 0] + 3 * x[:, 1] - 2 * x[:, 2] - 4
+    y = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    clf = HistGradientBoostingClassifier(max_iter=60, monotonic_cst=[1, 1, -1], random_state=0).fit(x, y)
+    model = AccountModel(
+        features=FEATURES,
+        trees=Trees.from_sklearn(clf),
+        baseline=float(np.ravel(clf._baseline_prediction)[0]),
+        typical=np.median(x[~y], axis=0),
+        legit_risks=np.sort(clf.predict_proba(x[~y])[:, 1]),
+    )
+    return clf, model, x
+
+
+def test_exported_trees_match_sklearn(fitted):
+    clf, model, x = fitted
+    assert np.allclose(model.logit(x), clf.decision_function(x))
+    assert np.allclose(model.risk(x), clf.predict_proba(x)[:, 1])
+
+
+def test_json_round_trip_is_exact(fitted):
+    _, model, x = fitted
+    again = AccountModel.from_json(model.to_json())
+    assert np.array_equal(again.logit(x), model.logit(x))
+
+
+def test_risk_is_monotone_in_the_suspicious_direction(fitted):
+    _, model, _ = fitted
+    grid = np.linspace(0, 1, 21)
+    base = np.full((21, 3), 0.5)
+    up = base.copy()
+    up[:, 0] = grid
+    down = base.copy()
+    down[:, 2] = grid
+    assert np.all(np.diff(model.risk(up)) >= 0)
+    assert np.all(np.diff(model.risk(down)) <= 0)
+
+
+def test_reasons_name_the_driving_signal(fitted):
+    _, model, _ = fitted
+    reasons = model.reasons(np.array([[0.98, 0.2, 0.5], [0.1, 0.1, 0.9]]))
+    assert reasons[0][0] == "reasoning-extraction"
+    assert reasons[1] == []
+
+
+def test_threshold_respects_the_budget(fitted):
+    _, model, _ = fitted
+    for budget in (0.0, 0.001, 0.01, 0.1):
+        thr = model.threshold(budget)
+        assert np.mean(model.legit_risks > thr) <= budget
+    with pytest.raises(Exception, match="budget"):
+        model.threshold(1.5)
+
+
+def test_watchlist_match_raises_risk_and_leads_the_reasons(fitted):
+    _, model, _ = fitted
+    table = pa.table({"account_id": ["a", "b"], **{f: [0.3, 0.3] for f in FEATURES},
+                      "watchlist": [0.0, 1.0], "link_reasons": [None, None]})
+    scored = score_table(table, model, threshold=0.5).to_pylist()
+    logit = np.log(scored[1]["risk"] / (1 - scored[1]["risk"])) - np.log(scored[0]["risk"] / (1 - scored[0]["risk"]))
+    assert logit == pytest.approx(WATCHLIST_LOGODDS)
+    assert scored[1]["reasons"].split(";")[0] == "watchlist-match"
+
+
+def test_shipped_model_loads_and_has_an_operating_point():
+    model = AccountModel.load()
+    assert len(model.features) == len(model.typical) > 20
+    assert len(model.legit_risks) > 1000
+    assert 0 < model.threshold(0.001) < 1
