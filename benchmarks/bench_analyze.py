@@ -1,0 +1,67 @@
+"""End-to-end `distillguard analyze` throughput and peak memory, next to a bare DuckDB read.
+
+Each measurement runs in its own child process (peak RSS from `ru_maxrss` of that child), on the
+same file in the same run, so the ratio is meaningful on a shared machine:
+
+    .venv/bin/python benchmarks/bench_analyze.py SIM_DIR [SIM_DIR...]
+
+SIM_DIR is a `distillguard simulate` output folder (exchanges.jsonl.gz, accounts.jsonl, releases.jsonl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent / "distillguard"
+
+DUCKDB_READ = """
+import duckdb, sys
+con = duckdb.connect()
+print(con.sql("SELECT count(*) FROM read_json(?, format='newline_delimited', maximum_object_size=16777216)",
+              params=[sys.argv[1]]).fetchall()[0][0])
+"""
+
+
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MiB of the largest process so far, stdout) of one command.
+
+    `ru_maxrss` of RUSAGE_CHILDREN is the largest single descendant so far (signal workers
+    included), so jobs are run smallest first."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, proc.stdout
+
+
+def bench(sim: Path) -> None:
+    log = sim / "exchanges.jsonl.gz"
+    d_sec, d_mem, count = measure([sys.executable, "-c", DUCKDB_READ, str(log)])
+    n = int(count.strip())
+    with tempfile.TemporaryDirectory() as out:
+        a_sec, a_mem, _ = measure([
+            str(BIN), "analyze", str(log), "--accounts", str(sim / "accounts.jsonl"),
+            "--releases", str(sim / "releases.jsonl"), "--out", out, "--quiet",
+        ])
+    print(f"| {sim.name} | {n:,} | {n / a_sec:,.0f} | {a_sec:.0f} s | {a_mem:,.0f} MiB "
+          f"| {n / d_sec:,.0f} | {d_mem:,.0f} MiB | {a_sec / d_sec:.1f}x |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sims", nargs="+", type=Path)
+    args = parser.parse_args()
+    print("| log | exchanges | analyze exchanges/s | analyze wall | analyze peak RSS "
+          "| DuckDB read_json exchanges/s | DuckDB peak RSS | analyze / DuckDB time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for sim in args.sims:
+        bench(sim)
+
+
+if __name__ == "__main__":
+    main()
