@@ -49,7 +49,7 @@ def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float) -> dic
 
 
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "–" if value is None else f"{100 * value:.2f}%"
 
 
 def fmt(value: float | None) -> str:
@@ -66,10 +66,10 @@ def markdown(scenario: str, results: dict[str, dict]) -> str:
     ]
     for method, m in results.items():
         f, r, c = m["flagged"], m["ranking"], m["campaign_detection"]
-        leaked = (m.get("exchanges") or {}).get("campaign", {}).get("unflagged_share")
+        leaked = (m.get("exchanges") or {}).get("campaign", {}).get("leaked_share")
         lines.append(
             f"| {method} | {fmt(f['precision'])} | {fmt(f['recall'])} | {pct(f['fpr'])} | "
-            f"{fmt(r.get('recall_at_budget'))} | {fmt(r.get('pr_auc'))} | {c['n_detected']}/{c['n_campaigns']} | "
+            f"{fmt(r['recall_at_fpr']['recall'])} | {fmt(r.get('pr_auc'))} | {c['n_detected']}/{c['n_campaigns']} | "
             f"{pct(leaked)} |"
         )
     types = sorted({row["actor_type"] for m in results.values() for row in m["legit_actor_types"]})
@@ -80,16 +80,19 @@ def markdown(scenario: str, results: dict[str, dict]) -> str:
         cells = []
         for m in results.values():
             row = next(x for x in m["legit_actor_types"] if x["actor_type"] == t)
-            cells.append(f"{pct(row['fpr'])} ({row['n_flagged']}/{row['n']})")
+            cells.append(f"{pct(row['fpr'])} ({row['n_flagged']}/{row['n_accounts']})")
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
-    lines += ["", "Recall per campaign:", "", "| campaign | " + " | ".join(results) + " |"]
-    lines.append("|---|" + "---|" * len(results))
+    lines += ["", "Recall per campaign (flagged / accounts), and distillguard's main cluster for it:", "",
+              "| campaign | " + " | ".join(results) + " | cluster coverage | cluster purity |"]
+    lines.append("|---|" + "---|" * (len(results) + 2))
     campaigns = sorted({row["campaign"] for m in results.values() for row in m["campaigns"]})
     for name in campaigns:
         cells = []
         for m in results.values():
             row = next(x for x in m["campaigns"] if x["campaign"] == name)
             cells.append(f"{fmt(row['recall'])} ({row['n_flagged']}/{row['n_accounts']})")
+        ours = next(x for x in results["distillguard"]["campaigns"] if x["campaign"] == name).get("cluster") or {}
+        cells += [pct(ours.get("coverage")), pct(ours.get("purity"))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
