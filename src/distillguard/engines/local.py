@@ -179,11 +179,8 @@ def build_features(
 
 
 def join_on_account(left: pa.Table, right: pa.Table) -> pa.Table:
-    """Left join on account_id keeping the left table's order (both have one row per account)."""
-    joined = left.join(right, "account_id", join_type="left outer")
-    order = {a: i for i, a in enumerate(left.column("account_id").to_pylist())}
-    positions = [order[a] for a in joined.column("account_id").to_pylist()]
-    return joined.take(pa.array(sorted(range(len(positions)), key=positions.__getitem__)))
+    """Left join of two one-row-per-account tables, in account_id order (the feature table's)."""
+    return left.join(right, "account_id", join_type="left outer").sort_by("account_id")
 
 
 def account_table_for_training(sim_dir: Path) -> pa.Table:
