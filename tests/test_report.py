@@ -445,3 +445,34 @@ def test_page_scripts_are_valid_javascript(campaign_page: str, tmp_path: Path) -
     done = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert re.search(r'Plotly\.newPlot\(\s*"fig-graph-0"', "".join(scripts))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+# Payloads that would change the page if the browser ran them.
+PWN_SAMPLE = (
+    "<img src=x onerror=\"document.title='pwned'\">"
+    "<script>document.documentElement.setAttribute('data-pwned', '1')</script>"
+)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_report_renders_in_a_real_browser_without_running_injected_code(
+    campaign_result: AnalysisResult, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.html"
+    write_report(path, campaign_result, samples={EVIL_ACCOUNT: [PWN_SAMPLE]}, edges=EDGES, title="browser check")
+    done = subprocess.run(
+        [
+            str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", path.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=180,
+    )
+    dom = done.stdout
+    assert dom.count('class="main-svg"') >= 2, done.stderr[-2000:]  # plotly ran and drew the figures
+    title = re.search(r"<title>(.*?)</title>", dom, re.S)
+    assert title and "pwned" not in title.group(1)
+    html_tag = re.search(r"<html[^>]*>", dom)
+    assert html_tag and "data-pwned" not in html_tag.group(0)
+    assert "document.title=" in dom  # the payload is on the page, as text
