@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,9 +46,15 @@ class AnalysisResult:
     link: LinkResult | None = None  # graph, cluster features and edges behind `clusters`
 
 
+# DuckDB spills to disk beyond this, keeping the whole analysis within the 2 GiB memory aim.
+DUCKDB_MEMORY_LIMIT = "1GB"
+
+
 def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(db_path) if db_path else ":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'distillguard-spill'}'")
     return con
 
 
