@@ -22,7 +22,8 @@ BIN = Path(sys.executable).parent / "distillguard"
 
 DUCKDB_READ = """
 import duckdb, sys
-con = duckdb.connect(config={"enable_progress_bar": False})
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 print(con.sql("SELECT count(*) FROM read_json(?, format='newline_delimited', maximum_object_size=16777216)",
               params=[sys.argv[1]]).fetchall()[0][0])
 """
