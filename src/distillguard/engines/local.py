@@ -54,7 +54,9 @@ def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(db_path) if db_path else ":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-    con.execute(f"SET temp_directory = '{Path(tempfile.gettempdir()) / 'distillguard-spill'}'")
+    # One spill folder per process: concurrent analyses must not share DuckDB's temporary files.
+    spill = Path(tempfile.gettempdir()) / f"distillguard-spill-{os.getpid()}"
+    con.execute(f"SET temp_directory = '{spill}'")
     return con
 
 
