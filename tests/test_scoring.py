@@ -6,7 +6,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, score_table
-from distillguard.scoring.model import AccountModel, Trees
+from distillguard.scoring.model import REASON_OF_FEATURE, AccountModel, Trees
 
 FEATURES = ("e_reasoning_share", "top_frame_share", "frame_diversity")
 
@@ -82,6 +82,7 @@ def test_watchlist_match_raises_risk_and_leads_the_reasons(fitted):
 
 def test_shipped_model_loads_and_has_an_operating_point():
     model = AccountModel.load()
+    assert set(model.features) <= set(REASON_OF_FEATURE), "every feature maps to a documented reason code"
     assert len(model.features) == len(model.typical) > 20
     assert len(model.legit_risks) > 1000
     assert 0 < model.threshold(0.001) < 1
