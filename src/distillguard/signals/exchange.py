@@ -123,7 +123,9 @@ def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
     skel_hash = np.fromiter((text_hash(s) for s in skels), dtype=np.int64, count=len(skels))
     frame_hash = np.fromiter((text_hash(head(s)) for s in skels), dtype=np.int64, count=len(skels))
     tail_hash = np.fromiter((text_hash(tail(s)) for s in skels), dtype=np.int64, count=len(skels))
-    sys_hash = [None if not s else text_hash(skeleton(s)) for s in u_systems]
+    # Few distinct system prompts serve many prompts: fingerprint each one once.
+    sys_of = {s: text_hash(skeleton(s)) for s in set(u_systems) if s}
+    sys_hash = [sys_of.get(s) if s else None for s in u_systems]
     lsh = minhash_bands(skels)
     elicit = score_elicitation(u_prompts, u_systems)
 
