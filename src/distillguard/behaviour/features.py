@@ -13,6 +13,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS
 
@@ -191,11 +192,10 @@ ORDER BY b.account_id
 
 def ensure_side_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create empty `accounts` / `releases` tables when the user gave none, so one query serves all."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS accounts (account_id VARCHAR, created_at TIMESTAMPTZ, tier VARCHAR,"
-        " verified BOOLEAN, email_domain VARCHAR, country VARCHAR, payment_fingerprint VARCHAR)"
-    )
-    con.execute("CREATE TABLE IF NOT EXISTS releases (model VARCHAR, released_at TIMESTAMPTZ)")
+    for name, schema in (("accounts", ACCOUNTS_SCHEMA), ("releases", RELEASES_SCHEMA)):
+        con.register("_side_empty", schema.empty_table())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _side_empty")
+        con.unregister("_side_empty")
 
 
 def account_features(con: duckdb.DuckDBPyConnection) -> pa.Table:
