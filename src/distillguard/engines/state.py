@@ -1,0 +1,259 @@
+"""Online per-account state: an opaque blob per key, in memory or shared through Redis.
+
+The online engine keeps, for each account, a serialized accumulator of a few hundred bytes and
+rewrites it on every request. The store only has to keep those blobs bounded (memory) or shared
+between gateway replicas without losing an update (Redis); it never looks inside them.
+
+`update(key, fn)` is an atomic read-modify-write: `fn` receives the current blob (None when absent)
+and returns the new one. In Redis `fn` may run more than once when another process wrote the key in
+between, so it must be a pure function of its argument.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import redis
+
+from distillguard.errors import InputError
+
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
+MAX_KEY_LENGTH = 1024
+MAX_VALUE_BYTES = 1 << 20  # far above a real accumulator; stops a runaway blob from filling memory
+MAX_URL_LENGTH = 2048
+_MGET_CHUNK = 1000
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+Update = Callable[[bytes | None], bytes]
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def update(self, key: str, fn: Update) -> bytes: ...
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"state key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+
+
+def _check_value(value: Any) -> bytes:
+    if isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    if not isinstance(value, bytes):
+        raise TypeError(f"state update must return bytes, got {type(value).__name__}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueError(f"state blob of {len(value)} bytes exceeds {MAX_VALUE_BYTES}")
+    return value
+
+
+def _check_ttl(ttl_seconds: float | None) -> None:
+    if ttl_seconds is not None and not (isinstance(ttl_seconds, int | float) and ttl_seconds > 0):
+        raise ValueError(f"ttl_seconds must be > 0 or None, got {ttl_seconds!r}")
+
+
+class MemoryStore:
+    """Blobs in one process, bounded in count and age.
+
+    Entries are ordered by last update: when full, the entry updated longest ago is evicted, and an
+    entry not updated for `ttl_seconds` is gone (checked when it is read, and swept from the old end
+    on every update). Ordering by update rather than by read keeps both checks O(1): the oldest
+    entry is always first. The online engine updates an account on each of its requests, so the two
+    orders hardly differ.
+    """
+
+    def __init__(
+        self,
+        max_entries: int = 1_000_000,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
+        _check_ttl(ttl_seconds)
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        # Re-entrant so an update function that reads the store does not deadlock.
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._sweep(self._clock())
+            return len(self._data)
+
+    def _expired(self, updated_at: float, now: float) -> bool:
+        return self.ttl_seconds is not None and now - updated_at >= self.ttl_seconds
+
+    def _sweep(self, now: float) -> None:
+        while self._data:
+            _, updated_at = next(iter(self._data.values()))
+            if not self._expired(updated_at, now):
+                break
+            self._data.popitem(last=False)
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if self._expired(entry[1], now):
+            del self._data[key]
+            return None
+        return entry[0]
+
+    def get(self, key: str) -> bytes | None:
+        _check_key(key)
+        with self._lock:
+            return self._live(key, self._clock())
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        for key in keys:
+            _check_key(key)
+        with self._lock:
+            now = self._clock()
+            return [self._live(key, now) for key in keys]
+
+    def update(self, key: str, fn: Update) -> bytes:
+        _check_key(key)
+        with self._lock:
+            now = self._clock()
+            new = _check_value(fn(self._live(key, now)))
+            self._data[key] = (new, now)
+            self._data.move_to_end(key)
+            self._sweep(now)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+            return new
+
+
+class StateConflictError(RuntimeError):
+    """A key kept changing under an update for `max_retries` attempts in a row."""
+
+
+class RedisStore:
+    """Blobs shared through Redis under `<prefix><key>`, each expiring `ttl_seconds` after its update.
+
+    `update` is optimistic: WATCH the key, read it, compute, and write in MULTI/EXEC; if another
+    client wrote the key in between, EXEC fails and the whole step is retried, so concurrent updates
+    from any number of processes are applied one after the other and none is lost.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "dg:acct:",
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        max_retries: int = 1000,
+    ) -> None:
+        _check_ttl(ttl_seconds)
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("RedisStore needs a client with decode_responses=False: state blobs are bytes")
+        self.client = client
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.max_retries = max_retries
+        self.conflicts = 0  # retried updates, a measure of contention between replicas
+
+    def _px(self) -> int | None:
+        return None if self.ttl_seconds is None else max(1, round(self.ttl_seconds * 1000))
+
+    def get(self, key: str) -> bytes | None:
+        _check_key(key)
+        return self.client.get(self.prefix + key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        for key in keys:
+            _check_key(key)
+        out: list[bytes | None] = []
+        for start in range(0, len(keys), _MGET_CHUNK):
+            out.extend(self.client.mget([self.prefix + k for k in keys[start : start + _MGET_CHUNK]]))
+        return out
+
+    def update(self, key: str, fn: Update) -> bytes:
+        _check_key(key)
+        name = self.prefix + key
+        px = self._px()
+        with self.client.pipeline(transaction=True) as pipe:
+            for _ in range(self.max_retries + 1):
+                try:
+                    pipe.watch(name)
+                    new = _check_value(fn(pipe.get(name)))
+                    pipe.multi()
+                    pipe.set(name, new, px=px)
+                    pipe.execute()
+                    return new
+                except redis.WatchError:
+                    self.conflicts += 1
+        raise StateConflictError(f"state key changed under {self.max_retries} update attempts in a row")
+
+    def count(self) -> int:
+        """Number of keys under the prefix (a SCAN: proportional to the database, for monitoring)."""
+        pattern = _glob_escape(self.prefix) + "*"
+        return sum(1 for _ in self.client.scan_iter(match=pattern, count=1000))
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH is a glob; a prefix holding *, ?, [ or \ must match literally.
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (user info or `password=` query option), for messages and logs."""
+    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        if parts.password is None and parts.username is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "<unparseable URL>"
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def redis_from_url(url: str, *, ping: bool = False) -> redis.Redis:
+    """A Redis client for `url` (redis://, rediss:// or unix://), or a one-line InputError.
+
+    The password never appears in the error. With `ping`, the server is contacted at once so a
+    wrong address fails at start-up rather than on the first request.
+    """
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        raise InputError(f"Redis URL must be a non-empty string of at most {MAX_URL_LENGTH} characters")
+    shown = redact_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _REDIS_SCHEMES:
+        raise InputError(f"Redis URL {shown}: expected a redis://, rediss:// or unix:// URL")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=5.0)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"Redis URL {shown}: {_safe_message(exc, url)}") from None
+    if ping:
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            client.close()
+            raise InputError(f"cannot reach Redis at {shown}: {_safe_message(exc, url)}") from None
+    return client
+
+
+def _safe_message(exc: BaseException, url: str) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    secrets = re.findall(r"(?i)[?&]password=([^&#]*)", url)
+    with contextlib.suppress(ValueError):
+        secrets.append(urlsplit(url).password or "")
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
