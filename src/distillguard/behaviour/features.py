@@ -54,6 +54,9 @@ _ENTRY_TIERS = ", ".join(f"'{t}'" for t in ENTRY_POINT_TIERS)
 # Shares of rare events are shrunk towards zero by this many pseudo-exchanges, so that one odd
 # request of a three-request account is not read as "a third of its traffic is harvesting".
 PRIOR_EXCHANGES = 5
+# The observation window is read as at least this long, so that the first days of a log (or of a
+# gateway's life) do not make every account look active on all of its days.
+MIN_WINDOW_DAYS = 7
 
 
 def _shrunk_share(condition: str) -> str:
@@ -91,7 +94,7 @@ WITH base AS (
     FROM signals GROUP BY account_id
 ),
 window_span AS (
-    SELECT greatest(1, datediff('day', min(ts), max(ts)) + 1) AS days FROM signals
+    SELECT greatest({MIN_WINDOW_DAYS}, datediff('day', min(ts), max(ts)) + 1) AS days FROM signals
 ),
 hours AS (
     SELECT account_id, max(k) AS peak_hour

@@ -25,7 +25,7 @@ CLUSTERS_SCHEMA = pa.schema(
 WATCHLIST_LOGODDS = 3.0
 
 
-def _merge_reasons(model_reasons: list[str], link_reasons: str | None, watchlist: float, flagged: bool) -> str:
+def merge_reasons(model_reasons: list[str], link_reasons: str | None, watchlist: float, flagged: bool) -> str:
     codes = list(model_reasons)
     if watchlist > 0:
         codes.insert(0, "watchlist-match")
@@ -56,7 +56,7 @@ def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa
     else:
         risk, reasons = np.zeros(0), []
     flagged = risk > threshold
-    text = [_merge_reasons(r, lk, w, f) for r, lk, w, f in zip(reasons, links, watch, flagged, strict=True)]
+    text = [merge_reasons(r, lk, w, f) for r, lk, w, f in zip(reasons, links, watch, flagged, strict=True)]
     return (
         features.append_column("risk", pa.array(risk, pa.float64()))
         .append_column("flagged", pa.array(flagged, pa.bool_()))

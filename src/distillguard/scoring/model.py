@@ -80,6 +80,8 @@ SUSPICIOUS_DIRECTION: dict[str, int] = {"frame_diversity": -1, "capability_entro
 # A reason is reported when it adds at least this much log-odds over a typical account.
 REASON_MIN_LOGODDS = 0.5
 DEFAULT_MODEL = "account_model.json"
+# Rows scored per vectorised step: bounds the (rows x trees) node matrix to a few MB.
+_ROWS_PER_STEP = 2048
 
 
 @dataclass
@@ -95,20 +97,24 @@ class Trees:
     offsets: np.ndarray  # int64, len = n_trees + 1
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        """Sum of leaf values over all trees for each row of x."""
-        rows = np.arange(len(x))
+        """Sum of leaf values over all trees for each row of x.
+
+        All trees advance together, one level per step, so the cost is (depth x numpy calls) whatever
+        the number of trees: a single account (the gateway's case) scores in about 0.1 ms instead of
+        one numpy loop per tree."""
         total = np.zeros(len(x))
-        for t in range(len(self.offsets) - 1):
-            base = self.offsets[t]
-            node = np.zeros(len(x), dtype=np.int64)
-            while True:
-                at = base + node
-                inner = ~self.is_leaf[at]
-                if not inner.any():
-                    break
-                go_left = x[rows, self.feature[at]] <= self.threshold[at]
-                node = np.where(inner, np.where(go_left, self.left[at], self.right[at]), node)
-            total += self.value[base + node]
+        roots = self.offsets[:-1]
+        for lo in range(0, len(x), _ROWS_PER_STEP):
+            chunk = x[lo : lo + _ROWS_PER_STEP]
+            row = np.arange(len(chunk))[:, None]
+            node = np.broadcast_to(roots, (len(chunk), len(roots))).copy()
+            inner = ~self.is_leaf[node]
+            while inner.any():
+                go_left = chunk[row, self.feature[node]] <= self.threshold[node]
+                child = roots + np.where(go_left, self.left[node], self.right[node])
+                node = np.where(inner, child, node)
+                inner = ~self.is_leaf[node]
+            total[lo : lo + len(chunk)] = self.value[node].sum(axis=1)
         return total
 
     @classmethod
@@ -184,14 +190,17 @@ class AccountModel:
         codes: dict[str, list[int]] = {}
         for j, name in enumerate(self.features):
             codes.setdefault(REASON_OF_FEATURE.get(name, name), []).append(j)
-        contrib = {}
-        for code, cols in codes.items():
-            occluded = x[rows].copy()
-            occluded[:, cols] = self.typical[cols]
-            contrib[code] = logit[rows] - self.logit(occluded)
+        # One occluded copy of the rows per code, scored in a single call (the gateway scores one
+        # account at a time, where the number of calls, not their size, is the cost).
+        names = list(codes)
+        occluded = np.repeat(x[rows][None, :, :], len(names), axis=0)
+        for c, name in enumerate(names):
+            occluded[c][:, codes[name]] = self.typical[codes[name]]
+        drop = logit[rows][None, :] - self.logit(occluded.reshape(-1, x.shape[1])).reshape(len(names), len(rows))
         for k, row in enumerate(rows):
-            ranked = sorted(((v[k], c) for c, v in contrib.items() if v[k] >= REASON_MIN_LOGODDS), reverse=True)
-            out[row] = [c for _, c in ranked[:limit]]
+            ranked = sorted(((drop[c, k], name) for c, name in enumerate(names) if drop[c, k] >= REASON_MIN_LOGODDS),
+                            reverse=True)
+            out[row] = [name for _, name in ranked[:limit]]
         return out
 
     def to_json(self) -> dict:

@@ -1,0 +1,427 @@
+"""Account behaviour, one exchange at a time: the streaming twin of `behaviour.features`.
+
+`AccountState` is a mergeable accumulator whose `features()` reproduces `FEATURE_SQL` for the
+exchanges folded into it, so the gateway, the replay engine and the batch analysis score an account
+from the same quantities. It keeps counters where the SQL keeps counts and, where the SQL needs a
+value's full frequency table (top-template shares, template diversity), a fixed-size sketch:
+
+- top shares: Space-Saving with `HEAVY_SLOTS` counters, read as its guaranteed lower bound. Exact
+  while an account has used at most `HEAVY_SLOTS` distinct values, which covers campaign accounts
+  (few templates) and small accounts; for a diverse account the share it reports is at most the
+  true share, and the true share is small anyway.
+- template diversity: a k-minimum-values sketch of `DISTINCT_SLOTS` hashes, exact up to that many
+  distinct frames, then an unbiased estimate (relative error about 1/sqrt(k-2)).
+- active days: a set of day numbers, capped at `MAX_DAYS`; peak hour: the count of the current
+  clock hour and the running maximum, exact when exchanges arrive in time order (they do, online).
+
+State is serialised to a compact, versioned binary blob (never pickle) so it can live in an LRU
+dict or in Redis; `MAX_STATE_BYTES` bounds it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from distillguard.behaviour.features import (
+    ENTRY_POINT_TIERS,
+    HIGH_VALUE_CAPABILITIES,
+    MIN_WINDOW_DAYS,
+    PRIOR_EXCHANGES,
+)
+from distillguard.signals.capability import CAPABILITIES
+from distillguard.signals.exchange import ELICITATION_COLUMNS
+
+HEAVY_SLOTS = 8
+DISTINCT_SLOTS = 16
+MAX_DAYS = 400
+MAX_RELEASES = 16
+
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+_GAP_LIMIT_MS = 3_600_000  # gaps of an hour or more end an active stretch (as in FEATURE_SQL)
+_HIGH_VALUE = frozenset(CAPABILITIES.index(c) for c in HIGH_VALUE_CAPABILITIES if c in CAPABILITIES)
+_ENTRY_TIERS = frozenset(ENTRY_POINT_TIERS)
+_TEMPLATE_COLUMNS = ("frame_hash", "tail_hash", "skel_hash", "sys_hash")
+# NULL is a value of its own in the SQL's GROUP BY; this stands for it in the sketches.
+_NULL_KEY = -0x7FFF_FFFF_FFFF_FFF1
+_VERSION = 1
+_N_ELICIT = len(ELICITATION_COLUMNS)
+_N_CAP = len(CAPABILITIES)
+
+
+def _mix64(key: int) -> int:
+    """A well-spread 64-bit value for a key (splitmix64 finaliser), for the distinct-count sketch."""
+    z = (key + 0x9E3779B97F4A7C15) & 0xFFFF_FFFF_FFFF_FFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFF_FFFF_FFFF_FFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFF_FFFF_FFFF_FFFF
+    return z ^ (z >> 31)
+
+
+@dataclass
+class HeavyHitters:
+    """Space-Saving top-k: `counts[key] - errors[key]` never exceeds the key's true count."""
+
+    counts: dict[int, int] = field(default_factory=dict)
+    errors: dict[int, int] = field(default_factory=dict)
+
+    def add(self, key: int, k: int = 1) -> None:
+        if key in self.counts:
+            self.counts[key] += k
+        elif len(self.counts) < HEAVY_SLOTS:
+            self.counts[key] = k
+            self.errors[key] = 0
+        else:
+            victim = min(self.counts, key=self.counts.__getitem__)
+            floor = self.counts.pop(victim)
+            self.errors.pop(victim)
+            self.counts[key] = floor + k
+            self.errors[key] = floor
+
+    def top(self) -> int:
+        return max((c - self.errors[key] for key, c in self.counts.items()), default=0)
+
+    def merge(self, other: HeavyHitters) -> None:
+        for key, c in other.counts.items():
+            self.add(key, c)
+            self.errors[key] += other.errors[key]
+
+
+@dataclass
+class DistinctCount:
+    """k-minimum-values: the `DISTINCT_SLOTS` smallest hashes seen; exact below that many values."""
+
+    mins: list[int] = field(default_factory=list)
+
+    def add(self, key: int) -> None:
+        h = _mix64(key)
+        if h in self.mins:
+            return
+        if len(self.mins) < DISTINCT_SLOTS:
+            self.mins.append(h)
+            self.mins.sort()
+        elif h < self.mins[-1]:
+            self.mins[-1] = h
+            self.mins.sort()
+
+    def estimate(self) -> float:
+        if len(self.mins) < DISTINCT_SLOTS:
+            return float(len(self.mins))
+        return (DISTINCT_SLOTS - 1) / ((self.mins[-1] + 1) / 2.0**64)
+
+    def merge(self, other: DistinctCount) -> None:
+        for h in other.mins:
+            if h not in self.mins:
+                self.mins.append(h)
+        self.mins = sorted(self.mins)[:DISTINCT_SLOTS]
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """The accounts side table's row for one account (all optional)."""
+
+    created_at_ms: int | None = None
+    tier: str | None = None
+    verified: bool | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    model: str
+    released_at_ms: int
+
+
+def _key(value: Any) -> int:
+    return _NULL_KEY if value is None else int(value)
+
+
+@dataclass
+class AccountState:
+    """Everything `FEATURE_SQL` needs about one account, updated one exchange at a time."""
+
+    n: int = 0
+    first_ts: int = 0  # epoch ms
+    last_ts: int = 0
+    elicit: list[int] = field(default_factory=lambda: [0] * _N_ELICIT)
+    elicit_any: int = 0
+    capability: list[int] = field(default_factory=lambda: [0] * _N_CAP)
+    hour_of_day: list[int] = field(default_factory=lambda: [0] * 24)
+    single_turn: int = 0
+    tool_turn: int = 0
+    out_tokens: int = 0
+    in_tokens: int = 0
+    stop_known: int = 0  # exchanges with a stop reason (the SQL's avg skips NULLs)
+    stop_max_tokens: int = 0
+    gap_n: int = 0  # Welford over gaps under an hour
+    gap_mean: float = 0.0
+    gap_m2: float = 0.0
+    cur_hour: int = -1
+    cur_hour_count: int = 0
+    peak_hour: int = 0
+    days: set[int] = field(default_factory=set)
+    templates: list[HeavyHitters] = field(default_factory=lambda: [HeavyHitters() for _ in _TEMPLATE_COLUMNS])
+    frames: DistinctCount = field(default_factory=DistinctCount)
+    # Per release index: [active before it, exchanges in its first 24 h, of which to the new model].
+    releases: dict[int, list[int]] = field(default_factory=dict)
+
+    # -- updating -------------------------------------------------------------------------------
+    def update(self, row: Mapping[str, Any], releases: Sequence[Release] = ()) -> None:
+        """Fold one exchange (a row of `SIGNALS_SCHEMA` as a dict, `ts` in epoch ms) into the state."""
+        ts = int(row["ts"])
+        if self.n == 0:
+            self.first_ts = ts
+        elif ts - self.last_ts < _GAP_LIMIT_MS:
+            self._add_gap(max(0, ts - self.last_ts))
+        self.n += 1
+        self.last_ts = max(self.last_ts, ts)
+        fired = [float(row[c] or 0.0) > 0.5 for c in ELICITATION_COLUMNS]
+        for i, hit in enumerate(fired):
+            self.elicit[i] += hit
+        self.elicit_any += any(fired)
+        cap = int(row["capability"])
+        self.capability[cap] += 1
+        self.hour_of_day[(ts // _HOUR_MS) % 24] += 1
+        self.single_turn += (row["n_user"] or 0) <= 1 and (row["n_messages"] or 0) <= 1
+        self.tool_turn += bool(row["has_tool_turn"]) or (row["n_tools"] or 0) > 0
+        self._add_hour(ts // _HOUR_MS)
+        if len(self.days) < MAX_DAYS:
+            self.days.add(ts // _DAY_MS)
+        for sketch, column in zip(self.templates, _TEMPLATE_COLUMNS, strict=True):
+            sketch.add(_key(row[column]))
+        self.frames.add(_key(row["frame_hash"]))
+        self._add_release_traffic(ts, row["model"], releases)
+        self.add_usage(row.get("input_tokens"), row.get("output_tokens"), row.get("stop_reason"))
+
+    def add_usage(self, input_tokens: int | None, output_tokens: int | None, stop_reason: str | None) -> None:
+        """Response-side counts, which the gateway only knows once the response has ended."""
+        self.in_tokens += int(input_tokens or 0)
+        self.out_tokens += int(output_tokens or 0)
+        if stop_reason is not None:
+            self.stop_known += 1
+            self.stop_max_tokens += stop_reason == "max_tokens"
+
+    def _add_gap(self, gap: int) -> None:
+        self.gap_n += 1
+        delta = gap - self.gap_mean
+        self.gap_mean += delta / self.gap_n
+        self.gap_m2 += delta * (gap - self.gap_mean)
+
+    def _add_hour(self, hour: int) -> None:
+        if hour == self.cur_hour:
+            self.cur_hour_count += 1
+        elif hour > self.cur_hour:
+            self.cur_hour, self.cur_hour_count = hour, 1
+        # An exchange older than the current hour (late arrival) counts towards volume, not the peak.
+        self.peak_hour = max(self.peak_hour, self.cur_hour_count)
+
+    def _add_release_traffic(self, ts: int, model: str, releases: Sequence[Release]) -> None:
+        for i, rel in enumerate(releases[:MAX_RELEASES]):
+            slot = self.releases.get(i)
+            if ts < rel.released_at_ms:
+                if slot is None:
+                    self.releases[i] = [1, 0, 0]
+                else:
+                    slot[0] = 1
+            elif ts < rel.released_at_ms + _DAY_MS:
+                slot = self.releases.setdefault(i, [0, 0, 0])
+                slot[1] += 1
+                slot[2] += model == rel.model
+
+    def merge(self, other: AccountState) -> None:
+        """Combine two partitions of one account's exchanges (exact except the sketches and, when
+        the partitions share a clock hour, the peak hour)."""
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.first_ts, self.last_ts = other.first_ts, other.last_ts
+        else:
+            self.first_ts, self.last_ts = min(self.first_ts, other.first_ts), max(self.last_ts, other.last_ts)
+        self.n += other.n
+        self.elicit = [a + b for a, b in zip(self.elicit, other.elicit, strict=True)]
+        self.elicit_any += other.elicit_any
+        self.capability = [a + b for a, b in zip(self.capability, other.capability, strict=True)]
+        self.hour_of_day = [a + b for a, b in zip(self.hour_of_day, other.hour_of_day, strict=True)]
+        for name in ("single_turn", "tool_turn", "out_tokens", "in_tokens", "stop_known", "stop_max_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.gap_n:  # Chan et al. parallel variance
+            n = self.gap_n + other.gap_n
+            delta = other.gap_mean - self.gap_mean
+            self.gap_m2 += other.gap_m2 + delta * delta * self.gap_n * other.gap_n / n
+            self.gap_mean += delta * other.gap_n / n
+            self.gap_n = n
+        if other.cur_hour == self.cur_hour:
+            self.cur_hour_count += other.cur_hour_count
+        elif other.cur_hour > self.cur_hour:
+            self.cur_hour, self.cur_hour_count = other.cur_hour, other.cur_hour_count
+        self.peak_hour = max(self.peak_hour, other.peak_hour, self.cur_hour_count)
+        self.days = set(sorted(self.days | other.days)[:MAX_DAYS])
+        for mine, theirs in zip(self.templates, other.templates, strict=True):
+            mine.merge(theirs)
+        self.frames.merge(other.frames)
+        for i, (before, n_in, n_new) in other.releases.items():
+            slot = self.releases.setdefault(i, [0, 0, 0])
+            slot[0] |= before
+            slot[1] += n_in
+            slot[2] += n_new
+
+    # -- reading --------------------------------------------------------------------------------
+    def features(self, window_days: int, info: AccountInfo | None = None) -> dict[str, float]:
+        """The values of `FEATURES` for this account, defined exactly as in `FEATURE_SQL`."""
+        n = self.n
+        if n == 0:
+            raise ValueError("an account with no exchanges has no features")
+        shrink = n + PRIOR_EXCHANGES
+        active_days = max(1, len(self.days))
+        out: dict[str, float] = {
+            "log_exchanges": math.log1p(n),
+            "log_per_active_day": math.log1p(n / active_days),
+            "log_peak_hour": math.log1p(self.peak_hour),
+            "active_days_share": active_days / max(1, window_days),
+            "hour_entropy": _entropy(self.hour_of_day, 24),
+            "gap_regularity": self._gap_regularity(),
+        }
+        for column, hits in zip(ELICITATION_COLUMNS, self.elicit, strict=True):
+            out[f"{column}_share"] = hits / shrink
+        out["elicit_any_share"] = self.elicit_any / shrink
+        frame, tail, skel, system = (s.top() for s in self.templates)
+        out["top_frame_share"] = frame / shrink
+        out["top_tail_share"] = tail / shrink
+        out["frame_diversity"] = min(float(n), self.frames.estimate()) / n
+        out["top_skeleton_share"] = skel / shrink
+        out["top_system_share"] = system / shrink
+        out["capability_entropy"] = _entropy(self.capability, _N_CAP)
+        out["high_value_share"] = sum(self.capability[i] for i in _HIGH_VALUE) / n
+        out["single_turn_share"] = self.single_turn / n
+        out["tool_turn_share"] = self.tool_turn / n
+        out["log_out_in_ratio"] = math.log((1 + self.out_tokens) / (1 + self.in_tokens))
+        out["log_mean_output"] = math.log1p(self.out_tokens / n)
+        out["max_tokens_stop_share"] = self.stop_max_tokens / self.stop_known if self.stop_known else 0.0
+        pivots = [n_new / n_in for before, n_in, n_new in self.releases.values() if before and n_in]
+        out["new_model_pivot"] = max(pivots, default=0.0)
+        info = info or AccountInfo()
+        out["young_account"] = (
+            0.0 if info.created_at_ms is None else float(_day_diff(info.created_at_ms, self.first_ts) < 30)
+        )
+        out["entry_point_tier"] = float((info.tier or "") in _ENTRY_TIERS)
+        out["unverified"] = 0.0 if info.verified is None else float(not info.verified)
+        return out
+
+    def _gap_regularity(self) -> float:
+        if self.gap_n >= 5 and self.gap_mean > 0:
+            std = math.sqrt(max(0.0, self.gap_m2 / self.gap_n))
+            return 1.0 / (1.0 + std / self.gap_mean)
+        return 0.5
+
+    # -- serialising ----------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        parts = [
+            _HEAD.pack(
+                _VERSION, self.n, self.first_ts, self.last_ts, self.elicit_any, self.single_turn,
+                self.tool_turn, self.out_tokens, self.in_tokens, self.stop_known, self.stop_max_tokens,
+                self.gap_n, self.gap_mean, self.gap_m2, self.cur_hour, self.cur_hour_count, self.peak_hour,
+                len(self.days), len(self.frames.mins), len(self.releases),
+            ),
+            _pack("i", [*self.elicit, *self.capability, *self.hour_of_day]),
+            _pack("i", sorted(self.days)),
+            _pack("Q", self.frames.mins),
+            _pack("q", [v for i, slot in sorted(self.releases.items()) for v in (i, *slot)]),
+        ]
+        for sketch in self.templates:
+            keys = list(sketch.counts)
+            parts.append(struct.pack("<B", len(keys)))
+            parts.append(_pack("q", keys))
+            parts.append(_pack("i", [v for k in keys for v in (sketch.counts[k], sketch.errors[k])]))
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> AccountState:
+        """Parse a blob written by `to_bytes`; anything else raises ValueError (never trusted blindly)."""
+        try:
+            return cls._parse(memoryview(blob))
+        except (struct.error, IndexError) as exc:
+            raise ValueError(f"corrupt account state: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, buf: memoryview) -> AccountState:
+        head = _HEAD.unpack_from(buf, 0)
+        if head[0] != _VERSION:
+            raise ValueError(f"unsupported account state version {head[0]}")
+        n_days, n_mins, n_rel = head[17], head[18], head[19]
+        if n_days > MAX_DAYS or n_mins > DISTINCT_SLOTS or n_rel > MAX_RELEASES:
+            raise ValueError("corrupt account state: section too long")
+        pos = _HEAD.size
+        counters, pos = _take(buf, pos, "i", _N_ELICIT + _N_CAP + 24)
+        days, pos = _take(buf, pos, "i", n_days)
+        mins, pos = _take(buf, pos, "Q", n_mins)
+        rels, pos = _take(buf, pos, "q", 4 * n_rel)
+        templates = []
+        for _ in _TEMPLATE_COLUMNS:
+            (k,) = struct.unpack_from("<B", buf, pos)
+            if k > HEAVY_SLOTS:
+                raise ValueError("corrupt account state: too many heavy hitters")
+            keys, pos = _take(buf, pos + 1, "q", k)
+            pairs, pos = _take(buf, pos, "i", 2 * k)
+            counts, errors = pairs[0::2], pairs[1::2]
+            templates.append(HeavyHitters(dict(zip(keys, counts, strict=True)), dict(zip(keys, errors, strict=True))))
+        if pos != len(buf):
+            raise ValueError("corrupt account state: trailing bytes")
+        state = cls(
+            n=head[1], first_ts=head[2], last_ts=head[3], elicit_any=head[4], single_turn=head[5],
+            tool_turn=head[6], out_tokens=head[7], in_tokens=head[8], stop_known=head[9],
+            stop_max_tokens=head[10], gap_n=head[11], gap_mean=head[12], gap_m2=head[13], cur_hour=head[14],
+            cur_hour_count=head[15], peak_hour=head[16],
+        )
+        state.elicit = counters[:_N_ELICIT]
+        state.capability = counters[_N_ELICIT : _N_ELICIT + _N_CAP]
+        state.hour_of_day = counters[_N_ELICIT + _N_CAP :]
+        state.days = set(days)
+        state.frames = DistinctCount(mins)
+        state.releases = {rels[j]: rels[j + 1 : j + 4] for j in range(0, len(rels), 4)}
+        state.templates = templates
+        return state
+
+
+_HEAD = struct.Struct("<B q q q q q q q q q q q d d q q q H B B")
+# The largest blob: every section full (Space-Saving slots, distinct sketch, days, releases).
+MAX_STATE_BYTES = (
+    _HEAD.size + 4 * (_N_ELICIT + _N_CAP + 24) + 4 * MAX_DAYS + 8 * DISTINCT_SLOTS + 32 * MAX_RELEASES
+    + len(_TEMPLATE_COLUMNS) * (1 + 16 * HEAVY_SLOTS)
+)
+
+
+def _pack(code: str, values: Sequence[int]) -> bytes:
+    return struct.pack(f"<{len(values)}{code}", *values)
+
+
+def _take(buf: memoryview, pos: int, code: str, count: int) -> tuple[list[int], int]:
+    fmt = struct.Struct(f"<{count}{code}")
+    if pos + fmt.size > len(buf):
+        raise ValueError("corrupt account state: truncated")
+    return list(fmt.unpack_from(buf, pos)), pos + fmt.size
+
+
+def _entropy(counts: Sequence[int], levels: int) -> float:
+    total = sum(counts)
+    if total == 0:
+        return 0.0
+    h = -sum(c / total * math.log(c / total) for c in counts if c)
+    return h / math.log(levels)
+
+
+def _day_diff(start_ms: int, end_ms: int) -> int:
+    """DuckDB's datediff('day', a, b): calendar-day boundaries crossed, in UTC."""
+    return (end_ms // _DAY_MS) - (start_ms // _DAY_MS)
+
+
+def window_days(first_ts_ms: int, last_ts_ms: int) -> int:
+    """Days the observation window spans, counted as `FEATURE_SQL`'s `window_span`."""
+    return max(MIN_WINDOW_DAYS, _day_diff(first_ts_ms, last_ts_ms) + 1)
+
+
+def utc_iso(ts_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, as `actions.csv` writes timestamps."""
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
