@@ -52,24 +52,25 @@ def test_default_yaml_is_the_embedded_default() -> None:
     ("kw", "action", "rule"),
     [
         ({"risk": 0.99, "flagged": True, "n_exchanges": 50}, "block", "block-high-risk"),
-        # Very high risk but too little evidence yet: not blocked, throttled as a flagged account.
-        ({"risk": 0.99, "flagged": True, "n_exchanges": 5}, "throttle", "throttle-flagged"),
+        # Very high risk but too little evidence yet: only monitored until the account has history.
+        ({"risk": 0.99, "flagged": True, "n_exchanges": 5}, "monitor", "monitor-elevated-risk"),
         (
-            {"risk": 0.7, "flagged": True, "cluster_id": "cl-0001", "cluster_risk": 0.95},
+            {"risk": 0.7, "flagged": True, "n_exchanges": 12, "cluster_id": "cl-0001", "cluster_risk": 0.95},
             "block",
             "block-flagged-in-high-risk-cluster",
         ),
         (
-            {"risk": 0.7, "flagged": True, "reasons": ("reasoning-extraction",)},
+            {"risk": 0.7, "flagged": True, "n_exchanges": 12, "reasons": ("reasoning-extraction",)},
             "degrade",
             "degrade-reasoning-harvest",
         ),
+        # A new member of a high-risk cluster is throttled on the cluster's evidence alone.
         (
-            {"risk": 0.7, "flagged": True, "cluster_id": "cl-0002", "cluster_risk": 0.5},
+            {"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0002", "cluster_risk": 0.5},
             "throttle",
-            "throttle-flagged-cluster",
+            "throttle-high-risk-cluster",
         ),
-        ({"risk": 0.7, "flagged": True}, "throttle", "throttle-flagged"),
+        ({"risk": 0.7, "flagged": True, "n_exchanges": 10}, "throttle", "throttle-flagged"),
         ({"risk": 0.4}, "monitor", "monitor-elevated-risk"),
         ({"risk": 0.1}, "allow", "default"),
     ],

@@ -103,3 +103,57 @@ def analyze_command(
     write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation,
                  edges=result.link.edges if result.link else None)
     _summary(result, out)
+
+
+def replay_command(
+    logs: Annotated[list[Path], typer.Argument(help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
+    accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts side table.")] = None,
+    releases: Annotated[Path | None, typer.Option("--releases", help="Model releases side table.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Log shape: auto, contract, access-log, openai-batch.")
+    ] = "auto",
+    fpr_budget: Annotated[
+        float,
+        typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
+    ] = 0.001,
+    relink_hours: Annotated[
+        float,
+        typer.Option("--relink-hours", help="Refresh clusters every this many hours of traffic (0: never)."),
+    ] = 6.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run the online engine over logs in time order; write actions.csv (CONTRACT section 3)."""
+    from distillguard.engines.online import OnlineDetector
+    from distillguard.engines.replay import replay, write_actions_csv
+    from distillguard.policy.policy import Policy
+    from distillguard.report.tables import write_accounts_csv, write_clusters_csv
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    if relink_hours < 0:
+        raise InputError(f"--relink-hours must be 0 or more, got {relink_hours}")
+    detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget)
+    out.mkdir(parents=True, exist_ok=True)
+    result = replay(
+        [str(p) for p in logs], rejected_path=out / "rejected.jsonl", detector=detector, accounts=accounts,
+        releases=releases, fmt=fmt, relink_hours=relink_hours, quiet=quiet,
+    )
+    write_actions_csv(result, out / "actions.csv")
+    if result.accounts is not None and result.clusters is not None:
+        write_accounts_csv(result.accounts, out / "accounts.csv")
+        write_clusters_csv(result.clusters, out / "clusters.csv")
+    table = Table(title="distillguard replay", show_header=False)
+    table.add_row("exchanges replayed", f"{result.n_exchanges:,}")
+    table.add_row("records rejected", f"{sum(result.rejected.values()):,}")
+    table.add_row("accounts", f"{result.n_accounts:,}")
+    for action, count in sorted(result.decisions.items()):
+        table.add_row(f"  exchanges with action {action}", f"{count:,}")
+    table.add_row("exchanges refused (not forwarded)", f"{result.refused:,}")
+    table.add_row("accounts with a non-allow action", f"{len({a for a, _ in result.actions}):,}")
+    table.add_row("cluster refreshes", f"{result.relinks:,}")
+    table.add_row("outputs", str(out))
+    console.print(table)

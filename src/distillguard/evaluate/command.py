@@ -15,7 +15,7 @@ from rich.console import Console
 from distillguard.errors import InputError
 from distillguard.evaluate import DEFAULT_FPR_BUDGET
 from distillguard.evaluate.features import AccountFeatureAccumulator, exchange_counts
-from distillguard.evaluate.render import render_metrics
+from distillguard.evaluate.render import render_containment, render_metrics
 from distillguard.evaluate.tables import account_differences, read_predictions, read_truth, write_accounts_csv
 from distillguard.ingest import RejectSink, input_size, read_exchanges
 from distillguard.progress import track
@@ -67,7 +67,7 @@ def evaluate_command(
     truth: Annotated[
         Path, typer.Option("--truth", help="Ground truth CSV: account_id,label,campaign,actor_type.")
     ],
-    pred: Annotated[Path, typer.Option("--pred", help="Predictions: a contract accounts.csv.")],
+    pred: Annotated[Path | None, typer.Option("--pred", help="Predictions: a contract accounts.csv.")] = None,
     exchanges: Annotated[
         list[Path] | None,
         typer.Option(
@@ -77,6 +77,10 @@ def evaluate_command(
     ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write every figure to this JSON file.")
+    ] = None,
+    actions: Annotated[
+        Path | None,
+        typer.Option("--actions", help="replay's actions.csv: leaked before containment (needs --exchanges)."),
     ] = None,
     fpr_budget: Annotated[
         float,
@@ -90,25 +94,43 @@ def evaluate_command(
 ) -> None:
     """Evaluate predictions against ground truth: flagged accounts, risk ranking, campaigns, clusters, leakage."""
     out, err = Console(), Console(stderr=True)
+    if pred is None and actions is None:
+        raise InputError("nothing to evaluate: give --pred (accounts.csv), --actions (actions.csv) or both")
+    if actions is not None and not exchanges:
+        raise InputError("--actions needs the exchange log (--exchanges) to count what each account sent")
     truth_table = read_truth(truth)
-    pred_table = read_predictions(pred)
-    missing, extra = account_differences(truth_table, pred_table)
-    if missing:
-        raise InputError(
-            f"{pred}: {len(missing):,} accounts of {truth} have no prediction (first: {_first(missing)})"
-        )
-    if extra:
-        err.print(
-            f"[yellow]warning:[/] {len(extra):,} accounts of {pred} are not in {truth} and are ignored "
-            f"(first: {_first(extra)})",
-            highlight=False,
-            soft_wrap=True,
-        )
-    counts, n_rejected = _exchange_counts(exchanges) if exchanges else (None, 0)
-    from distillguard.evaluate.metrics import compute_metrics
+    metrics: dict[str, Any] = {}
+    n_rejected, extra = 0, []
+    if pred is not None:
+        pred_table = read_predictions(pred)
+        missing, extra = account_differences(truth_table, pred_table)
+        if missing:
+            raise InputError(
+                f"{pred}: {len(missing):,} accounts of {truth} have no prediction (first: {_first(missing)})"
+            )
+        if extra:
+            err.print(
+                f"[yellow]warning:[/] {len(extra):,} accounts of {pred} are not in {truth} and are ignored "
+                f"(first: {_first(extra)})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        counts, n_rejected = _exchange_counts(exchanges) if exchanges else (None, 0)
+        from distillguard.evaluate.metrics import compute_metrics
 
-    metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
-    render_metrics(metrics, out)
+        metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
+        render_metrics(metrics, out)
+    if actions is not None and exchanges:
+        from distillguard.evaluate.containment import account_activity, containment_metrics, read_actions
+
+        action_rows = read_actions(actions)
+        with RejectSink(None) as rejects, track("reading exchanges", total=input_size(exchanges)) as bar:
+            activity = account_activity(
+                read_exchanges(list(exchanges), fmt="auto", rejects=rejects, on_progress=bar.advance)
+            )
+            n_rejected = rejects.total
+        metrics["containment"] = containment_metrics(truth_table, action_rows, activity)
+        render_containment(metrics["containment"], out)
     if exchanges and n_rejected:
         err.print(
             f"[yellow]warning:[/] {n_rejected:,} exchange records were refused and not counted",
@@ -117,7 +139,8 @@ def evaluate_command(
     if json_path is not None:
         inputs: dict[str, Any] = {
             "truth": str(truth),
-            "pred": str(pred),
+            "pred": None if pred is None else str(pred),
+            "actions": None if actions is None else str(actions),
             "exchanges": [str(p) for p in exchanges] if exchanges else None,
             "n_rejected_exchanges": n_rejected if exchanges else None,
             "n_pred_accounts_not_in_truth": len(extra),

@@ -173,3 +173,22 @@ def render_metrics(m: dict[str, Any], console: Console) -> None:
         console.print(cluster_table(m["clusters"]))
     if m["exchanges"] is not None:
         console.print(exchange_table(m["exchanges"]))
+
+
+def render_containment(c: dict[str, Any], console: Console) -> None:
+    """The streaming figures of `containment_metrics`: leaked before containment and legit touched."""
+    table = _table("Containment (replay)", "campaign", "accounts", "contained", "exchanges", "leaked",
+                   "hours to first", "median account hours")
+    for row in c["campaigns"]:
+        table.add_row(
+            row["campaign"], f"{row['n_accounts']:,}", f"{row['n_contained']:,}", f"{row['n_exchanges']:,}",
+            pct(row["leaked_share"], 2), num(row["hours_to_first_containment"], 1),
+            num(row["median_account_hours_to_containment"], 1),
+        )
+    console.print(table)
+    legit = _table("Legit accounts touched (replay)", "actor type", "accounts", "monitor", "throttle",
+                   "degrade", "block")
+    for row in c["legit_actor_types"]:
+        legit.add_row(row["actor_type"], f"{row['n_accounts']:,}", *(f"{row[a]:,}" for a in
+                                                                    ("monitor", "throttle", "degrade", "block")))
+    console.print(legit)

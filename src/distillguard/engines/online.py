@@ -1,0 +1,300 @@
+"""The online engine: one exchange in, one decision out, with the batch analysis's signals and scores.
+
+`OnlineDetector` is what the gateway and `replay` share. For each exchange it computes the exchange
+signals (`signals.exchange_signals`, the batch code on a batch of one, or a precomputed row in
+replay), folds them into the account's `AccountState` (an atomic update in the state store, so
+gateway replicas sharing Redis see one account), reads the account features, adds its cluster's
+features from the latest `LinkSnapshot`, scores with the same `AccountModel` as `analyze`, and asks
+the `Policy` for a decision.
+
+Clusters are not recomputed per request: linking is a batch step (Leiden over the whole account
+graph). The snapshot it produces is swapped in whole, by `replay` every few hours of traffic and by
+a gateway from the last analysis; between two snapshots an account keeps its cluster.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
+from distillguard.engines.state import MemoryStore, StateStore
+from distillguard.linking.features import CLUSTER_FEATURES
+from distillguard.policy.buckets import BucketStore, MemoryBuckets
+from distillguard.policy.decision import Assessment, Decision
+from distillguard.policy.policy import Policy
+from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
+from distillguard.scoring.model import AccountModel
+from distillguard.signals.exchange import ELICITATION_COLUMNS
+
+DEFAULT_FPR_BUDGET = 0.001
+# Reason codes cost ~15 model evaluations; an account's reasons change slowly, so they are
+# recomputed only after its volume grew by this share (or REASONS_MIN_STEP exchanges).
+REASONS_GROWTH = 0.25
+REASONS_MIN_STEP = 10
+REASON_CACHE_SIZE = 100_000
+_WINDOW_KEY = "~window-start"
+
+
+@dataclass
+class LinkSnapshot:
+    """Cluster membership and cluster features of the last linking pass, by account."""
+
+    cluster_of: dict[str, str] = field(default_factory=dict)
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # CLUSTER_FEATURES + watchlist
+    link_reasons: dict[str, str] = field(default_factory=dict)
+    cluster_risk: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_link_table(cls, accounts: pa.Table) -> LinkSnapshot:
+        """From `LinkResult.accounts` (one row per linked account)."""
+        snap = cls()
+        cols = [*CLUSTER_FEATURES, "watchlist"]
+        ids = accounts.column("account_id").to_pylist()
+        matrix = np.column_stack(
+            [np.nan_to_num(accounts.column(c).to_numpy(zero_copy_only=False).astype(np.float64)) for c in cols]
+        ) if ids else np.zeros((0, len(cols)))
+        clusters = accounts.column("cluster_id").to_pylist()
+        reasons = accounts.column("link_reasons").to_pylist()
+        for i, account in enumerate(ids):
+            snap.values[account] = matrix[i]
+            if clusters[i] is not None:
+                snap.cluster_of[account] = clusters[i]
+            if reasons[i]:
+                snap.link_reasons[account] = reasons[i]
+        return snap
+
+
+class OnlineDetector:
+    """Assess exchanges one at a time; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        model: AccountModel | None = None,
+        policy: Policy | None = None,
+        store: StateStore | None = None,
+        buckets: BucketStore | None = None,
+        accounts: Mapping[str, AccountInfo] | None = None,
+        releases: Sequence[Release] = (),
+        fpr_budget: float = DEFAULT_FPR_BUDGET,
+    ) -> None:
+        self.model = model or AccountModel.load()
+        self.threshold = self.model.threshold(fpr_budget)
+        self.policy = policy or Policy.default()
+        self.store = store if store is not None else MemoryStore()
+        self.buckets = buckets if buckets is not None else MemoryBuckets()
+        self.accounts = dict(accounts or {})
+        self.releases = tuple(sorted(releases, key=lambda r: r.released_at_ms))
+        self.links = LinkSnapshot()
+        self._window_start: int | None = None
+        self._link_cols = [self.model.features.index(c) for c in CLUSTER_FEATURES if c in self.model.features]
+        self._link_src = [i for i, c in enumerate(CLUSTER_FEATURES) if c in self.model.features]
+        self._reasons: OrderedDict[str, tuple[int, tuple[str, ...]]] = OrderedDict()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        policy: Path | None = None,
+        accounts: Path | None = None,
+        releases: Path | None = None,
+        redis_url: str | None = None,
+        fpr_budget: float = DEFAULT_FPR_BUDGET,
+    ) -> OnlineDetector:
+        """A detector from the command line's files: in-process state, or shared through Redis."""
+        from distillguard.ingest.rejects import RejectSink
+        from distillguard.ingest.tables import read_accounts, read_releases
+
+        rejects = RejectSink(None)
+        store: StateStore | None = None
+        buckets: BucketStore | None = None
+        if redis_url:
+            from distillguard.engines.state import RedisStore, redis_from_url
+            from distillguard.policy.buckets import RedisBuckets
+
+            client = redis_from_url(redis_url)
+            store, buckets = RedisStore(client), RedisBuckets(client)
+        return cls(
+            policy=Policy.from_yaml(policy) if policy else None,
+            store=store,
+            buckets=buckets,
+            accounts=account_infos(read_accounts(accounts, rejects)) if accounts else None,
+            releases=release_list(read_releases(releases, rejects)) if releases else (),
+            fpr_budget=fpr_budget,
+        )
+
+    # -- the gateway's interface -----------------------------------------------------------------
+    def assess(self, record: dict[str, Any], now: float) -> Decision:
+        """Decide on a request (a contract record without response fields) as it arrives."""
+        from distillguard.ingest.normalise import exchange_row
+        from distillguard.ingest.reader import rows_to_batch
+        from distillguard.signals.exchange import exchange_signals
+
+        row = exchange_signals(rows_to_batch([exchange_row(record)])).to_pylist()[0]
+        row["ts"] = int(record["ts"])
+        return self.observe(row, now, with_usage=False)
+
+    def complete(self, record: dict[str, Any]) -> None:
+        """Add the response's usage once it has ended (streamed or not)."""
+
+        def add(blob: bytes | None) -> bytes:
+            state = AccountState.from_bytes(blob) if blob else AccountState()
+            state.add_usage(record.get("input_tokens"), record.get("output_tokens"), record.get("stop_reason"))
+            return state.to_bytes()
+
+        self.store.update(str(record["account_id"]), add)
+
+    # -- shared by gateway and replay ------------------------------------------------------------
+    def observe(self, row: Mapping[str, Any], now: float, *, with_usage: bool = True) -> Decision:
+        """Fold one signals row (`ts` in epoch ms) into its account and decide on it."""
+        return self.observe_counted(row, now, with_usage=with_usage)[0]
+
+    def observe_counted(
+        self, row: Mapping[str, Any], now: float, *, with_usage: bool = True
+    ) -> tuple[Decision, int]:
+        """`observe`, also returning how many exchanges the account had made before this one."""
+        account = str(row["account_id"])
+        before = 0
+        state = AccountState()
+
+        def fold(blob: bytes | None) -> bytes:
+            # Runs again when a concurrent replica wrote first: the last run is the stored state.
+            nonlocal before, state
+            state = AccountState.from_bytes(blob) if blob else AccountState()
+            before = state.n
+            if with_usage:
+                state.update(row, self.releases)
+            else:
+                state.update({**row, "input_tokens": None, "output_tokens": None, "stop_reason": None},
+                             self.releases)
+            return state.to_bytes()
+
+        self.store.update(account, fold)
+        assessment = self.assess_state(account, state, int(row["ts"]), before,
+                                       frozenset(c for c in ELICITATION_COLUMNS if (row.get(c) or 0) > 0.5))
+        return self.policy.decide(assessment, now, self.buckets), before
+
+    def assess_state(
+        self, account: str, state: AccountState, ts: int, before: int, request_signals: frozenset[str]
+    ) -> Assessment:
+        x = self.feature_row(account, state, ts)
+        logit = float(self.model.logit(x[None, :])[0])
+        watch = self.links.values.get(account)
+        if watch is not None and watch[-1] > 0:
+            logit += WATCHLIST_LOGODDS
+        risk = 1.0 / (1.0 + np.exp(-logit))
+        flagged = risk > self.threshold
+        cluster = self.links.cluster_of.get(account)
+        return Assessment(
+            account_id=account,
+            risk=risk,
+            flagged=flagged,
+            reasons=self._reasons_for(account, state.n, x, flagged, watch),
+            cluster_id=cluster,
+            cluster_risk=self.links.cluster_risk.get(cluster, 0.0) if cluster else 0.0,
+            n_exchanges=before,
+            request_signals=request_signals,
+        )
+
+    def feature_row(self, account: str, state: AccountState, ts: int) -> np.ndarray:
+        """The model's feature vector for an account: its own features and its cluster's."""
+        feats = state.features(window_days(self.window_start(ts), ts), self.accounts.get(account))
+        x = np.array([feats.get(name, 0.0) for name in self.model.features], dtype=np.float64)
+        link = self.links.values.get(account)
+        if link is not None:
+            x[self._link_cols] = link[self._link_src]
+        return x
+
+    def window_start(self, ts: int) -> int:
+        """Start of the observation window: the first exchange any replica saw (kept in the store)."""
+        if self._window_start is None:
+            packed = struct.pack("<q", ts)
+            blob = self.store.update(_WINDOW_KEY, lambda old: old or packed)
+            self._window_start = struct.unpack("<q", blob)[0]
+        return self._window_start
+
+    def _reasons_for(
+        self, account: str, n: int, x: np.ndarray, flagged: bool, link: np.ndarray | None
+    ) -> tuple[str, ...]:
+        if not flagged and (link is None or link[-1] <= 0):
+            return ()
+        cached = self._reasons.get(account)
+        if cached is not None and n - cached[0] < max(REASONS_MIN_STEP, REASONS_GROWTH * cached[0]):
+            self._reasons.move_to_end(account)
+            return cached[1]
+        model_reasons = self.model.reasons(x[None, :])[0]
+        watch = float(link[-1]) if link is not None else 0.0
+        text = merge_reasons(model_reasons, self.links.link_reasons.get(account), watch, flagged)
+        reasons = tuple(c for c in text.split(";") if c)
+        self._reasons[account] = (n, reasons)
+        if len(self._reasons) > REASON_CACHE_SIZE:
+            self._reasons.popitem(last=False)
+        return reasons
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def set_links(self, snapshot: LinkSnapshot, now_ts: int) -> None:
+        """Swap in a new linking pass; cluster risk is the mean current risk of its members."""
+        self.links = snapshot
+        self._reasons.clear()
+        members = list(snapshot.cluster_of)
+        table = self.feature_table(members, now_ts)
+        risks = score_table(table, self.model, self.threshold).column("risk").to_pylist()
+        by_cluster: dict[str, list[float]] = {}
+        for account, risk in zip(table.column("account_id").to_pylist(), risks, strict=True):
+            by_cluster.setdefault(snapshot.cluster_of[account], []).append(risk)
+        snapshot.cluster_risk = {c: float(np.mean(r)) for c, r in by_cluster.items()}
+
+    def feature_table(self, accounts: Sequence[str], now_ts: int) -> pa.Table:
+        """Model features of the given accounts that have state, with their cluster columns, in the
+        shape `scoring.assign.score_table` takes: batch and online score through the same code."""
+        blobs = self.store.get_many(list(accounts)) if accounts else []
+        ids, rows = [], []
+        for account, blob in zip(accounts, blobs, strict=True):
+            if blob:
+                ids.append(account)
+                rows.append(self.feature_row(account, AccountState.from_bytes(blob), now_ts))
+        x = np.vstack(rows) if rows else np.zeros((0, len(self.model.features)))
+        columns: dict[str, Any] = {"account_id": pa.array(ids, pa.string())}
+        for j, name in enumerate(self.model.features):
+            columns[name] = pa.array(x[:, j], pa.float64())
+        columns["cluster_id"] = pa.array([self.links.cluster_of.get(a) for a in ids], pa.string())
+        columns["link_reasons"] = pa.array([self.links.link_reasons.get(a) for a in ids], pa.string())
+        columns["watchlist"] = pa.array(
+            [float(self.links.values[a][-1]) if a in self.links.values else 0.0 for a in ids], pa.float64()
+        )
+        return pa.table(columns)
+
+
+def account_infos(table: pa.Table) -> dict[str, AccountInfo]:
+    """The accounts side table (``ACCOUNTS_SCHEMA``) as `AccountInfo` by account id."""
+    created = _epoch_ms(table.column("created_at"))
+    return {
+        account: AccountInfo(created_ms, tier, verified)
+        for account, created_ms, tier, verified in zip(
+            table.column("account_id").to_pylist(), created, table.column("tier").to_pylist(),
+            table.column("verified").to_pylist(), strict=True,
+        )
+        if account
+    }
+
+
+def release_list(table: pa.Table) -> list[Release]:
+    return [
+        Release(model, ts)
+        for model, ts in zip(table.column("model").to_pylist(),
+                             _epoch_ms(table.column("released_at")), strict=True)
+        if model and ts is not None
+    ]
+
+
+def _epoch_ms(column: pa.ChunkedArray) -> list[int | None]:
+    # Side tables come back from DuckDB in microseconds and from the readers in milliseconds.
+    return column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()

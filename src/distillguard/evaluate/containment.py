@@ -1,0 +1,142 @@
+"""Streaming evaluation: how much each campaign got before it was contained, and whom it cost.
+
+Inputs are `replay`'s actions.csv (CONTRACT section 3), the ground truth, and per-account exchange
+counts and first timestamps from the log. An account counts as *contained* from its first
+throttle, degrade or block (monitoring alone contains nothing); everything it sent before that is
+leaked, and an account never contained leaked all of its exchanges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.errors import InputError
+from distillguard.evaluate.tables import _rows
+from distillguard.policy.decision import ACTIONS
+from distillguard.schema import ACTIONS_CSV_HEADER
+
+CONTAINING = ("throttle", "degrade", "block")
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    account_id: str
+    action: str
+    first_ts_ms: int
+    exchanges_before: int
+
+
+def read_actions(path: Path) -> list[ActionRow]:
+    """Read a contract actions.csv; any malformed line is a one-line error naming line and field."""
+    out: list[ActionRow] = []
+    seen: set[tuple[str, str]] = set()
+    for line, (account, action, first_ts, before) in _rows(path, ACTIONS_CSV_HEADER):
+        if not account:
+            raise InputError(f"{path}:{line}: field 'account_id' is empty")
+        if action not in ACTIONS or action == "allow":
+            raise InputError(f"{path}:{line}: field 'action': {action!r} is not one of {', '.join(ACTIONS[1:])}")
+        if (account, action) in seen:
+            raise InputError(f"{path}:{line}: duplicate row for account {account!r} and action {action!r}")
+        seen.add((account, action))
+        try:
+            ts = int(datetime.fromisoformat(first_ts.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            raise InputError(f"{path}:{line}: field 'first_ts': {first_ts!r} is not an RFC 3339 time") from None
+        if not before.isdigit():
+            raise InputError(f"{path}:{line}: field 'exchanges_before': {before!r} is not a count")
+        out.append(ActionRow(account, action, ts, int(before)))
+    return out
+
+
+def account_activity(batches: Iterable[pa.RecordBatch]) -> dict[str, tuple[int, int]]:
+    """(exchanges, first timestamp in epoch ms) per account over a stream of exchange batches."""
+    out: dict[str, tuple[int, int]] = {}
+    con = duckdb.connect()
+    try:
+        for batch in batches:
+            con.register("batch", batch)
+            rows = con.execute(
+                "SELECT account_id, count(*), epoch_ms(min(ts)) FROM batch GROUP BY account_id"
+            ).fetchall()
+            con.unregister("batch")
+            for account, n, first in rows:
+                old = out.get(account)
+                out[account] = (n, first) if old is None else (old[0] + n, min(old[1], first))
+    finally:
+        con.close()
+    return out
+
+
+def containment_metrics(
+    truth: pa.Table, actions: list[ActionRow], activity: Mapping[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """Per campaign: leaked share and time to first containment; per legit type: accounts touched."""
+    contained: dict[str, ActionRow] = {}
+    touched: dict[str, set[str]] = {}
+    for row in actions:
+        touched.setdefault(row.account_id, set()).add(row.action)
+        if row.action in CONTAINING:
+            best = contained.get(row.account_id)
+            if best is None or row.first_ts_ms < best.first_ts_ms:
+                contained[row.account_id] = row
+    ids = truth.column("account_id").to_pylist()
+    labels = truth.column("label").to_pylist()
+    campaigns = truth.column("campaign").to_pylist()
+    types = truth.column("actor_type").to_pylist()
+
+    per_campaign: dict[str, dict[str, Any]] = {}
+    per_type: dict[str, dict[str, int]] = {}
+    for account, label, campaign, actor_type in zip(ids, labels, campaigns, types, strict=True):
+        n, first = activity.get(account, (0, None))
+        if label == "campaign":
+            c = per_campaign.setdefault(campaign, {"n_accounts": 0, "n_contained": 0, "n_exchanges": 0,
+                                                   "n_leaked": 0, "first_ts": None, "contained_ts": None,
+                                                   "delays": []})
+            c["n_accounts"] += 1
+            c["n_exchanges"] += n
+            if first is not None:
+                c["first_ts"] = first if c["first_ts"] is None else min(c["first_ts"], first)
+            hit = contained.get(account)
+            if hit is None:
+                c["n_leaked"] += n
+                continue
+            c["n_contained"] += 1
+            c["n_leaked"] += min(n, hit.exchanges_before)
+            c["contained_ts"] = hit.first_ts_ms if c["contained_ts"] is None else min(c["contained_ts"],
+                                                                                    hit.first_ts_ms)
+            if first is not None:
+                c["delays"].append((hit.first_ts_ms - first) / 3_600_000)
+        else:
+            t = per_type.setdefault(actor_type or "unknown", {"n_accounts": 0, **{a: 0 for a in ACTIONS[1:]}})
+            t["n_accounts"] += 1
+            for action in touched.get(account, ()):
+                t[action] += 1
+
+    campaign_rows = []
+    for name, c in sorted(per_campaign.items()):
+        first, stop = c["first_ts"], c["contained_ts"]
+        campaign_rows.append({
+            "campaign": name,
+            "n_accounts": c["n_accounts"],
+            "n_contained": c["n_contained"],
+            "n_exchanges": c["n_exchanges"],
+            "n_leaked": c["n_leaked"],
+            "leaked_share": c["n_leaked"] / c["n_exchanges"] if c["n_exchanges"] else None,
+            "hours_to_first_containment": None if first is None or stop is None else (stop - first) / 3_600_000,
+            "median_account_hours_to_containment": float(np.median(c["delays"])) if c["delays"] else None,
+        })
+    total = sum(r["n_exchanges"] for r in campaign_rows)
+    leaked = sum(r["n_leaked"] for r in campaign_rows)
+    return {
+        "campaigns": campaign_rows,
+        "campaign_leaked_share": leaked / total if total else None,
+        "legit_actor_types": [{"actor_type": k, **v} for k, v in sorted(per_type.items())],
+    }

@@ -1,0 +1,223 @@
+"""The streaming engine: account accumulators agree with the batch SQL, and replay with analyze."""
+
+import csv
+import math
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distillguard.behaviour.features import FEATURES, account_features
+from distillguard.behaviour.online import (
+    DISTINCT_SLOTS,
+    HEAVY_SLOTS,
+    MAX_STATE_BYTES,
+    AccountInfo,
+    AccountState,
+    Release,
+    window_days,
+)
+from distillguard.cli import app
+from distillguard.engines.local import load_side_tables, load_signals, open_store
+from distillguard.engines.online import OnlineDetector, account_infos, release_list
+from distillguard.engines.state import MemoryStore
+from distillguard.ingest.rejects import RejectSink
+from distillguard.policy.policy import Policy
+from distillguard.sim import simulate
+
+runner = CliRunner()
+# Features read from sketches; every other feature must match the SQL to rounding error.
+SKETCHED = {"top_frame_share", "top_tail_share", "top_skeleton_share", "frame_diversity"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("online")
+    simulate("small", 23, root / "sim", scale=0.12, quiet=True)
+    return root / "sim"
+
+
+@pytest.fixture(scope="module")
+def batch(world):
+    """The batch path's signals and features for the simulated world."""
+    con = open_store(None)
+    with RejectSink(None) as rejects:
+        load_signals(con, [world / "exchanges.jsonl.gz"], rejects=rejects, quiet=True)
+        load_side_tables(con, rejects=rejects, accounts=world / "accounts.jsonl", releases=world / "releases.jsonl")
+    return con, account_features(con)
+
+
+def _fold(con):
+    releases = release_list(con.sql("SELECT * FROM releases").to_arrow_table())
+    rows = con.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals ORDER BY ts, request_id").to_arrow_table()
+    states: dict[str, AccountState] = {}
+    for row in rows.to_pylist():
+        states.setdefault(row["account_id"], AccountState()).update(row, releases)
+    lo, hi = con.execute("SELECT epoch_ms(min(ts)), epoch_ms(max(ts)) FROM signals").fetchall()[0]
+    return states, window_days(lo, hi)
+
+
+def test_accumulator_matches_feature_sql(batch):
+    con, features = batch
+    states, days = _fold(con)
+    infos = account_infos(con.sql("SELECT * FROM accounts").to_arrow_table())
+    exact_accounts = 0
+    for expected in features.to_pylist():
+        state = states[expected["account_id"]]
+        online = state.features(days, infos.get(expected["account_id"]))
+        for name in FEATURES:
+            if name in SKETCHED:
+                continue
+            assert online[name] == pytest.approx(expected[name], abs=1e-9), name
+        if len(state.frames.mins) < DISTINCT_SLOTS and all(len(s.counts) < HEAVY_SLOTS for s in state.templates):
+            exact_accounts += 1
+            for name in SKETCHED:  # below the sketch sizes the sketches are exact
+                assert online[name] == pytest.approx(expected[name], abs=1e-9), name
+        else:
+            for name in SKETCHED:  # above, a share is never overstated (Space-Saving lower bound)
+                if name != "frame_diversity":
+                    assert online[name] <= expected[name] + 1e-9, name
+    assert exact_accounts >= 10  # the exact branch above was exercised
+
+
+def test_state_roundtrips_and_merges(batch):
+    con, _ = batch
+    rows = con.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals ORDER BY ts").to_arrow_table().to_pylist()
+    busiest = max({r["account_id"] for r in rows}, key=lambda a: sum(r["account_id"] == a for r in rows))
+    mine = [r for r in rows if r["account_id"] == busiest]
+    releases = [Release("m-new", mine[len(mine) // 2]["ts"])]
+    whole, left, right = AccountState(), AccountState(), AccountState()
+    for i, row in enumerate(mine):
+        whole.update(row, releases)
+        (left if i % 2 else right).update(row, releases)
+    blob = whole.to_bytes()
+    assert len(blob) <= MAX_STATE_BYTES
+    again = AccountState.from_bytes(blob)
+    assert again.to_bytes() == blob
+    left.merge(right)
+    info = AccountInfo(created_at_ms=mine[0]["ts"], tier="education", verified=False)
+    merged, direct = left.features(14, info), whole.features(14, info)
+    for name in FEATURES:
+        if name in SKETCHED or name in {"log_peak_hour", "gap_regularity"}:
+            continue  # order-dependent or sketched: checked elsewhere
+        assert merged[name] == pytest.approx(direct[name], abs=1e-9), name
+
+
+@pytest.mark.parametrize("cut", [0, 10, 95, 180])
+def test_corrupt_state_is_refused(batch, cut):
+    con, _ = batch
+    state = AccountState()
+    for row in con.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals LIMIT 50").to_arrow_table().to_pylist():
+        state.update(row)
+    blob = state.to_bytes()
+    with pytest.raises(ValueError, match="account state"):
+        AccountState.from_bytes(blob[:cut] if cut < len(blob) else blob + b"x")
+
+
+def test_random_bytes_are_refused_with_value_error_only():
+    """A corrupt blob (e.g. a tampered Redis value) is refused cleanly, never an IndexError or crash."""
+    rng = random.Random(5)
+    refused = 0
+    for _ in range(300):
+        blob = bytes([1]) + bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 400)))
+        try:
+            AccountState.from_bytes(blob)
+        except ValueError:
+            refused += 1
+    assert refused == 300
+
+
+def test_memory_per_account_is_bounded():
+    """A flood of new accounts keeps the store at its bound (LRU), each blob under MAX_STATE_BYTES."""
+    store = MemoryStore(max_entries=300)
+    detector = OnlineDetector(store=store)
+    for i in range(1500):
+        detector.assess({"request_id": f"r{i}", "ts": 1_700_000_000_000 + 1000 * i, "account_id": f"flood-{i}",
+                         "model": "m", "messages": [{"role": "user", "content": f"question number {i}"}]},
+                        now=float(i))
+    assert len(store) <= 300
+    assert store.get("flood-1499") is not None and store.get("flood-0") is None
+    assert len(store.get("flood-1499")) <= MAX_STATE_BYTES
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def replayed(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay")
+    args = ["--accounts", str(world / "accounts.jsonl"), "--releases", str(world / "releases.jsonl"), "--quiet"]
+    result = runner.invoke(app, ["replay", str(world / "exchanges.jsonl.gz"), *args, "--relink-hours", "24",
+                                 "--out", str(out / "replay")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["analyze", str(world / "exchanges.jsonl.gz"), *args, "--out", str(out / "batch")])
+    assert result.exit_code == 0, result.output
+    return out / "replay", out / "batch"
+
+
+def test_replay_writes_the_contract(replayed, world):
+    out, _ = replayed
+    rows = _csv(out / "actions.csv")
+    assert rows, "the small world has campaigns; some account must be acted on"
+    assert list(rows[0]) == ["account_id", "action", "first_ts", "exchanges_before"]
+    truth = {r["account_id"]: r for r in _csv(world / "truth.csv")}
+    for row in rows:
+        assert row["action"] in {"monitor", "throttle", "degrade", "block"}
+        assert row["first_ts"].endswith("Z") and int(row["exchanges_before"]) >= 0
+        assert row["account_id"] in truth
+    contained = {r["account_id"] for r in rows if r["action"] in {"throttle", "degrade", "block"}}
+    campaign = {a for a, t in truth.items() if t["label"] == "campaign"}
+    assert len(contained & campaign) >= 0.8 * len(campaign)
+    assert (out / "rejected.jsonl").exists()
+
+
+def test_replay_final_risk_agrees_with_analyze(replayed):
+    """Parity (README "Streaming"): after the whole log, |risk difference| <= 0.1 for every account and
+    <= 0.02 for 95% of them, and the flag agrees for at least 99% (the sketches are the only source
+    of difference; below their sizes features are exact)."""
+    out, batch_out = replayed
+    online = {r["account_id"]: r for r in _csv(out / "accounts.csv")}
+    batch = {r["account_id"]: r for r in _csv(batch_out / "accounts.csv")}
+    assert online.keys() == batch.keys()
+    diffs = sorted(abs(float(online[a]["risk"]) - float(batch[a]["risk"])) for a in batch)
+    assert diffs[-1] <= 0.1
+    assert diffs[math.floor(0.95 * (len(diffs) - 1))] <= 0.02
+    agree = sum(online[a]["flagged"] == batch[a]["flagged"] for a in batch)
+    assert agree >= 0.99 * len(batch)
+    same_cluster = sum(bool(online[a]["cluster_id"]) == bool(batch[a]["cluster_id"]) for a in batch)
+    assert same_cluster == len(batch)
+
+
+def test_replay_refuses_bad_options(world, tmp_path):
+    result = runner.invoke(app, ["replay", str(world / "exchanges.jsonl.gz"), "--relink-hours", "-1",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("version: 1\nrules: [{name: x, when: {risk_at_least: 3}, action: block}]\n")
+    result = runner.invoke(app, ["replay", str(world / "exchanges.jsonl.gz"), "--policy", str(bad),
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+
+
+def test_gateway_assess_matches_replay_observe(batch):
+    """The gateway's entry point (a contract record) and replay's (a signals row) fold the same state."""
+    con, _ = batch
+    records = con.sql(
+        "SELECT request_id, epoch_ms(ts) AS ts, account_id, model, ip FROM signals ORDER BY ts LIMIT 1"
+    ).to_arrow_table().to_pylist()
+    record = {**records[0], "messages": [{"role": "user", "content": "Explain step by step how to sort a list."}]}
+    gateway, offline = OnlineDetector(policy=Policy.default()), OnlineDetector(policy=Policy.default())
+    decision = gateway.assess(dict(record), now=0.0)
+    gateway.complete({**record, "output_tokens": 40, "input_tokens": 9, "stop_reason": "end_turn"})
+    from distillguard.ingest.normalise import exchange_row
+    from distillguard.ingest.reader import rows_to_batch
+    from distillguard.signals.exchange import exchange_signals
+
+    row = exchange_signals(rows_to_batch([exchange_row(
+        {**record, "output_tokens": 40, "input_tokens": 9, "stop_reason": "end_turn"})])).to_pylist()[0]
+    row["ts"] = record["ts"]
+    assert offline.observe(row, now=0.0).action == decision.action
+    assert gateway.store.get(record["account_id"]) == offline.store.get(record["account_id"])
