@@ -35,13 +35,13 @@ def hours(value: float | None) -> str:
 
 
 def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink_hours: float,
-                      policy: Path | None) -> dict:
+                      policy: Path | None, attach: bool) -> dict:
     sim = work / f"{scenario}-{seed}"
     if not (sim / "truth.csv").exists():
         run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale)
     log = sim / "exchanges.jsonl.gz"
-    out = work / f"{scenario}-{seed}-replay"
-    extra = ["--policy", policy] if policy else []
+    out = work / f"{scenario}-{seed}-replay{'-attach' if attach else ''}"
+    extra = (["--policy", policy] if policy else []) + (["--attach"] if attach else [])
     seconds = run("replay", log, "--accounts", sim / "accounts.jsonl", "--releases", sim / "releases.jsonl",
                   "--relink-hours", relink_hours, "--out", out, "--quiet", *extra)
     run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", "--exchanges", log,
@@ -79,15 +79,17 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--relink-hours", type=float, default=6.0)
     parser.add_argument("--policy", type=Path, default=None)
+    parser.add_argument("--attach", action="store_true", help="replay --attach (see README 'Streaming')")
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     summary = {}
     for scenario in args.scenarios:
         summary[scenario] = evaluate_scenario(scenario, args.seed, args.work, args.scale, args.relink_hours,
-                                              args.policy)
+                                              args.policy, args.attach)
         print(markdown(scenario, summary[scenario]), "\n", flush=True)
-    (args.work / "summary.json").write_text(json.dumps(summary, indent=1))
+    name = "summary-attach.json" if args.attach else "summary.json"
+    (args.work / name).write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -221,3 +221,44 @@ def test_gateway_assess_matches_replay_observe(batch):
     row["ts"] = record["ts"]
     assert offline.observe(row, now=0.0).action == decision.action
     assert gateway.store.get(record["account_id"]) == offline.store.get(record["account_id"])
+
+
+def _signals_table(rows):
+    from distillguard.signals.exchange import SIGNALS_SCHEMA
+
+    full = []
+    for r in rows:
+        base = {name: None for name in SIGNALS_SCHEMA.names}
+        base.update({"lsh": [0] * 8, "ts": 0, "model": "m", "capability": 0})
+        base.update(r)
+        full.append(base)
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(full, schema=SIGNALS_SCHEMA)
+
+
+def test_cluster_keys_keep_only_distinctive_keys():
+    """A campaign's own wrapper attaches a newcomer; a stock prompt it shares with honest accounts
+    and a single shared key do not."""
+    import duckdb
+    import pyarrow as pa
+
+    from distillguard.linking.attach import cluster_keys, match_cluster
+
+    rows = []
+    for i in range(4):  # campaign: its own wrapper (frame 111, band 7001) plus a stock prompt (frame 999)
+        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "frame_hash": 111, "lsh": [7001] + [i] * 7})
+        rows.append({"request_id": f"c{i}s", "account_id": f"camp-{i}", "frame_hash": 999, "lsh": [8000 + i] * 8})
+    for i in range(6):  # honest users of the stock prompt
+        rows.append({"request_id": f"l{i}", "account_id": f"legit-{i}", "frame_hash": 999, "lsh": [9000 + i] * 8})
+    con = duckdb.connect()
+    con.register("signals_in", _signals_table(rows))
+    con.execute("CREATE TABLE signals AS SELECT * FROM signals_in")
+    members = pa.table({"account_id": [f"camp-{i}" for i in range(4)], "cluster_id": ["cl-1"] * 4})
+    index = cluster_keys(con, members, ["cl-1"])
+    assert index[("frame", "111")] == "cl-1" and index[("lsh", "7001")] == "cl-1"
+    assert ("frame", "999") not in index  # shared with honest accounts: not distinctive
+    assert match_cluster({"frame_hash": 111, "lsh": [7001, 1, 2, 3, 4, 5, 6, 7]}, index) == "cl-1"
+    assert match_cluster({"frame_hash": 111, "lsh": [5] * 8}, index) is None  # one hit is not enough
+    assert match_cluster({"frame_hash": 999, "lsh": [9000] * 8}, index) is None
+    assert cluster_keys(con, members, []) == {}

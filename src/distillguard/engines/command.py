@@ -124,6 +124,13 @@ def replay_command(
         float,
         typer.Option("--relink-hours", help="Refresh clusters every this many hours of traffic (0: never)."),
     ] = 6.0,
+    attach: Annotated[
+        bool,
+        typer.Option("--attach/--no-attach",
+                     help="Between cluster refreshes, attach new accounts that reuse a high-risk cluster's "
+                          "distinctive content or infrastructure (faster containment, more honest accounts "
+                          "throttled; README 'Streaming')."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Run the online engine over logs in time order; write actions.csv (CONTRACT section 3)."""
@@ -136,7 +143,8 @@ def replay_command(
         raise InputError(f"--out {out} exists and is not a folder")
     if relink_hours < 0:
         raise InputError(f"--relink-hours must be 0 or more, got {relink_hours}")
-    detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget)
+    detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget,
+                              attach=attach)
     out.mkdir(parents=True, exist_ok=True)
     result = replay(
         [str(p) for p in logs], rejected_path=out / "rejected.jsonl", detector=detector, accounts=accounts,

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
 from distillguard.engines.state import MemoryStore, StateStore
+from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, match_cluster
 from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
@@ -41,6 +42,8 @@ REASONS_GROWTH = 0.25
 REASONS_MIN_STEP = 10
 REASON_CACHE_SIZE = 100_000
 _WINDOW_KEY = "~window-start"
+# Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
+MAX_ATTACHED = 1_000_000
 
 
 @dataclass
@@ -51,6 +54,19 @@ class LinkSnapshot:
     values: dict[str, np.ndarray] = field(default_factory=dict)  # CLUSTER_FEATURES + watchlist
     link_reasons: dict[str, str] = field(default_factory=dict)
     cluster_risk: dict[str, float] = field(default_factory=dict)
+    # Distinctive keys of high-risk clusters (`linking.attach`), and what a new member inherits.
+    key_index: dict[tuple[str, str], str] = field(default_factory=dict)
+    cluster_values: dict[str, np.ndarray] = field(default_factory=dict)
+    n_attached: int = 0
+
+    def attach(self, account: str, cluster: str) -> None:
+        """Make `account` a member of `cluster` until the next linking pass (bounded)."""
+        if self.n_attached >= MAX_ATTACHED or cluster not in self.cluster_values:
+            return
+        self.cluster_of[account] = cluster
+        self.values[account] = self.cluster_values[cluster]
+        self.link_reasons[account] = "coordinated-cluster"
+        self.n_attached += 1
 
     @classmethod
     def from_link_table(cls, accounts: pa.Table) -> LinkSnapshot:
@@ -85,6 +101,7 @@ class OnlineDetector:
         accounts: Mapping[str, AccountInfo] | None = None,
         releases: Sequence[Release] = (),
         fpr_budget: float = DEFAULT_FPR_BUDGET,
+        attach: bool = False,
     ) -> None:
         self.model = model or AccountModel.load()
         self.threshold = self.model.threshold(fpr_budget)
@@ -94,6 +111,8 @@ class OnlineDetector:
         self.accounts = dict(accounts or {})
         self.releases = tuple(sorted(releases, key=lambda r: r.released_at_ms))
         self.links = LinkSnapshot()
+        # Attach unclustered accounts to high-risk clusters between linking passes (`linking.attach`).
+        self.attach = attach
         self._window_start: int | None = None
         self._link_cols = [self.model.features.index(c) for c in CLUSTER_FEATURES if c in self.model.features]
         self._link_src = [i for i, c in enumerate(CLUSTER_FEATURES) if c in self.model.features]
@@ -178,6 +197,10 @@ class OnlineDetector:
             return state.to_bytes()
 
         self.store.update(account, fold)
+        if self.attach and self.links.key_index and account not in self.links.cluster_of:
+            cluster = match_cluster(row, self.links.key_index)
+            if cluster is not None:
+                self.links.attach(account, cluster)
         assessment = self.assess_state(account, state, int(row["ts"]), before,
                                        frozenset(c for c in ELICITATION_COLUMNS if (row.get(c) or 0) > 0.5))
         return self.policy.decide(assessment, now, self.buckets), before
@@ -251,6 +274,14 @@ class OnlineDetector:
         for account, risk in zip(table.column("account_id").to_pylist(), risks, strict=True):
             by_cluster.setdefault(snapshot.cluster_of[account], []).append(risk)
         snapshot.cluster_risk = {c: float(np.mean(r)) for c, r in by_cluster.items()}
+        vectors: dict[str, list[np.ndarray]] = {}
+        for account, cluster in snapshot.cluster_of.items():
+            vectors.setdefault(cluster, []).append(snapshot.values[account])
+        snapshot.cluster_values = {c: np.mean(v, axis=0) for c, v in vectors.items()}
+
+    def risky_clusters(self) -> list[str]:
+        """Clusters whose members new accounts may be attached to (see `linking.attach`)."""
+        return [c for c, risk in self.links.cluster_risk.items() if risk >= ATTACH_MIN_CLUSTER_RISK]
 
     def feature_table(self, accounts: Sequence[str], now_ts: int) -> pa.Table:
         """Model features of the given accounts that have state, with their cluster columns, in the
