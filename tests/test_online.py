@@ -262,3 +262,35 @@ def test_cluster_keys_keep_only_distinctive_keys():
     assert match_cluster({"frame_hash": 111, "lsh": [5] * 8}, index) is None  # one hit is not enough
     assert match_cluster({"frame_hash": 999, "lsh": [9000] * 8}, index) is None
     assert cluster_keys(con, members, []) == {}
+
+
+def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):
+    from distillguard.engines.online import LinkSnapshot
+    from distillguard.errors import InputError
+
+    _, batch_out = replayed
+    snap = LinkSnapshot.read(batch_out / "links")
+    clusters = {r["cluster_id"]: float(r["risk"]) for r in _csv(batch_out / "clusters.csv")}
+    assert clusters and snap.cluster_risk == pytest.approx(clusters)
+    accounts = {r["account_id"]: r["cluster_id"] for r in _csv(batch_out / "accounts.csv")}
+    assert snap.cluster_of == {a: c for a, c in accounts.items() if c}
+
+    detector = OnlineDetector()
+    detector.watch_links(batch_out / "links")
+    member = next(iter(snap.cluster_of))
+    state = AccountState()
+    state.update({"ts": 1_700_000_000_000, "account_id": member, "model": "m", "capability": 0, "n_user": 1,
+                  "n_messages": 1, "has_tool_turn": False, "n_tools": 0, "frame_hash": 1, "tail_hash": 1,
+                  "skel_hash": 1, "sys_hash": None, "e_reasoning": 0, "e_rubric": 0, "e_generation": 0,
+                  "e_rewrite": 0, "e_agent_trace": 0})
+    x = detector.feature_row(member, state, 1_700_000_000_000)
+    cols = [detector.model.features.index(c) for c in ("cluster_log_accounts", "cluster_sync")]
+    assert x[cols].tolist() == pytest.approx([snap.values[member][0], snap.values[member][4]])
+
+    broken = tmp_path / "links"
+    broken.mkdir()
+    (broken / "snapshot.json").write_text('{"version": 1, "columns": ["x"]}')
+    with pytest.raises(InputError, match="another version"):
+        LinkSnapshot.read(broken)
+    with pytest.raises(InputError, match="no cluster snapshot"):
+        OnlineDetector().watch_links(tmp_path / "missing")

@@ -102,7 +102,27 @@ def analyze_command(
         evaluation = compute_metrics(read_truth(truth), read_predictions(out / "accounts.csv"))
     write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation,
                  edges=result.link.edges if result.link else None)
+    if result.link is not None:
+        _write_link_snapshot(result, out / "links")
     _summary(result, out)
+
+
+def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
+    """The clusters as a gateway uses them (`gateway --links DIR/links`): membership, cluster
+    features and risks, and the distinctive keys of high-risk clusters for attaching newcomers."""
+    import pyarrow.compute as pc
+
+    from distillguard.engines.online import LinkSnapshot
+    from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys
+
+    assert result.link is not None
+    snapshot = LinkSnapshot.from_link_table(result.link.accounts)
+    snapshot.cluster_risk = dict(zip(result.clusters.column("cluster_id").to_pylist(),
+                                     result.clusters.column("risk").to_pylist(), strict=True))
+    risky = [c for c, r in snapshot.cluster_risk.items() if r >= ATTACH_MIN_CLUSTER_RISK]
+    clustered = result.link.accounts.filter(pc.is_valid(result.link.accounts["cluster_id"]))
+    snapshot.key_index = cluster_keys(result.con, clustered, risky)
+    snapshot.write(folder)
 
 
 def replay_command(

@@ -14,7 +14,10 @@ a gateway from the last analysis; between two snapshots an account keeps its clu
 
 from __future__ import annotations
 
+import json
+import logging
 import struct
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +26,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
 from distillguard.engines.state import MemoryStore, StateStore
+from distillguard.errors import InputError
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, match_cluster
 from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
@@ -44,6 +49,8 @@ REASON_CACHE_SIZE = 100_000
 _WINDOW_KEY = "~window-start"
 # Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
 MAX_ATTACHED = 1_000_000
+LINKS_CHECK_SECONDS = 30.0
+logger = logging.getLogger("distillguard.online")
 
 
 @dataclass
@@ -58,6 +65,68 @@ class LinkSnapshot:
     key_index: dict[tuple[str, str], str] = field(default_factory=dict)
     cluster_values: dict[str, np.ndarray] = field(default_factory=dict)
     n_attached: int = 0
+
+    def finish(self) -> None:
+        """Derive what new members inherit: the mean link values of each cluster's members."""
+        vectors: dict[str, list[np.ndarray]] = {}
+        for account, cluster in self.cluster_of.items():
+            vectors.setdefault(cluster, []).append(self.values[account])
+        self.cluster_values = {c: np.mean(v, axis=0) for c, v in vectors.items()}
+
+    def write(self, folder: Path) -> None:
+        """Save as Parquet files in `folder` (a gateway loads it with `read`; never pickle)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = sorted(self.values)
+        pq.write_table(pa.table({
+            "account_id": pa.array(ids, pa.string()),
+            "cluster_id": pa.array([self.cluster_of.get(a) for a in ids], pa.string()),
+            "link_reasons": pa.array([self.link_reasons.get(a) for a in ids], pa.string()),
+            "values": pa.array([self.values[a].tolist() for a in ids], pa.list_(pa.float64())),
+        }), folder / "accounts.parquet")
+        clusters = sorted(self.cluster_risk)
+        pq.write_table(pa.table({
+            "cluster_id": pa.array(clusters, pa.string()),
+            "risk": pa.array([self.cluster_risk[c] for c in clusters], pa.float64()),
+        }), folder / "clusters.parquet")
+        keys = sorted(self.key_index.items())
+        pq.write_table(pa.table({
+            "kind": pa.array([k for (k, _), _ in keys], pa.string()),
+            "key": pa.array([v for (_, v), _ in keys], pa.string()),
+            "cluster_id": pa.array([c for _, c in keys], pa.string()),
+        }), folder / "keys.parquet")
+        (folder / "snapshot.json").write_text(json.dumps({"version": 1, "columns": [*CLUSTER_FEATURES, "watchlist"]}))
+
+    @classmethod
+    def read(cls, folder: Path) -> LinkSnapshot:
+        """Load a snapshot written by `write`; a missing or mismatched file is a one-line InputError."""
+        try:
+            meta = json.loads((folder / "snapshot.json").read_text())
+            if meta.get("columns") != [*CLUSTER_FEATURES, "watchlist"]:
+                raise InputError(f"{folder}: cluster snapshot from another version (columns differ)")
+            accounts = pq.read_table(folder / "accounts.parquet")
+            clusters = pq.read_table(folder / "clusters.parquet")
+            keys = pq.read_table(folder / "keys.parquet")
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise InputError(f"{folder}: cannot read cluster snapshot: {exc}") from None
+        snap = cls()
+        width = len(CLUSTER_FEATURES) + 1
+        for account, cluster, reasons, values in zip(*(accounts.column(c).to_pylist() for c in
+                                                       ("account_id", "cluster_id", "link_reasons", "values")),
+                                                     strict=True):
+            if values is None or len(values) != width:
+                raise InputError(f"{folder}/accounts.parquet: account {account!r} has {len(values or [])} "
+                                 f"values, expected {width}")
+            snap.values[account] = np.asarray(values, dtype=np.float64)
+            if cluster is not None:
+                snap.cluster_of[account] = cluster
+            if reasons:
+                snap.link_reasons[account] = reasons
+        snap.cluster_risk = dict(zip(clusters.column("cluster_id").to_pylist(), clusters.column("risk").to_pylist(),
+                                     strict=True))
+        snap.key_index = {(k, v): c for k, v, c in zip(*(keys.column(n).to_pylist() for n in
+                                                         ("kind", "key", "cluster_id")), strict=True)}
+        snap.finish()
+        return snap
 
     def attach(self, account: str, cluster: str) -> None:
         """Make `account` a member of `cluster` until the next linking pass (bounded)."""
@@ -114,6 +183,9 @@ class OnlineDetector:
         # Attach unclustered accounts to high-risk clusters between linking passes (`linking.attach`).
         self.attach = attach
         self._window_start: int | None = None
+        self._links_path: Path | None = None
+        self._links_mtime: float | None = None
+        self._links_checked = 0.0
         self._link_cols = [self.model.features.index(c) for c in CLUSTER_FEATURES if c in self.model.features]
         self._link_src = [i for i, c in enumerate(CLUSTER_FEATURES) if c in self.model.features]
         self._reasons: OrderedDict[str, tuple[int, tuple[str, ...]]] = OrderedDict()
@@ -126,6 +198,8 @@ class OnlineDetector:
         accounts: Path | None = None,
         releases: Path | None = None,
         redis_url: str | None = None,
+        links: Path | None = None,
+        attach: bool = False,
         fpr_budget: float = DEFAULT_FPR_BUDGET,
     ) -> OnlineDetector:
         """A detector from the command line's files: in-process state, or shared through Redis."""
@@ -141,14 +215,41 @@ class OnlineDetector:
 
             client = redis_from_url(redis_url)
             store, buckets = RedisStore(client), RedisBuckets(client)
-        return cls(
+        detector = cls(
             policy=Policy.from_yaml(policy) if policy else None,
             store=store,
             buckets=buckets,
             accounts=account_infos(read_accounts(accounts, rejects)) if accounts else None,
             releases=release_list(read_releases(releases, rejects)) if releases else (),
             fpr_budget=fpr_budget,
+            attach=attach,
         )
+        if links is not None:
+            detector.watch_links(links)
+        return detector
+
+    def watch_links(self, folder: Path) -> None:
+        """Use the cluster snapshot in `folder` (written by `analyze --out DIR` as DIR/links) and
+        reload it whenever it is rewritten, checked at most every `LINKS_CHECK_SECONDS`."""
+        self._links_path = folder
+        self._links_mtime = (folder / "snapshot.json").stat().st_mtime if (folder / "snapshot.json").exists() else None
+        if self._links_mtime is None:
+            raise InputError(f"{folder}: no cluster snapshot here (expected snapshot.json from analyze)")
+        self.use_links(LinkSnapshot.read(folder))
+        self._links_checked = time.monotonic()
+
+    def _maybe_reload_links(self) -> None:
+        if self._links_path is None or time.monotonic() - self._links_checked < LINKS_CHECK_SECONDS:
+            return
+        self._links_checked = time.monotonic()
+        try:
+            mtime = (self._links_path / "snapshot.json").stat().st_mtime
+            if mtime != self._links_mtime:
+                self.use_links(LinkSnapshot.read(self._links_path))
+                self._links_mtime = mtime
+        except (OSError, InputError) as exc:
+            # A half-written snapshot must not stop the gateway: keep the current one, retry later.
+            logger.warning("cluster snapshot not reloaded: %s", exc)
 
     # -- the gateway's interface -----------------------------------------------------------------
     def assess(self, record: dict[str, Any], now: float) -> Decision:
@@ -180,6 +281,7 @@ class OnlineDetector:
         self, row: Mapping[str, Any], now: float, *, with_usage: bool = True
     ) -> tuple[Decision, int]:
         """`observe`, also returning how many exchanges the account had made before this one."""
+        self._maybe_reload_links()
         account = str(row["account_id"])
         before = 0
         state = AccountState()
@@ -274,10 +376,12 @@ class OnlineDetector:
         for account, risk in zip(table.column("account_id").to_pylist(), risks, strict=True):
             by_cluster.setdefault(snapshot.cluster_of[account], []).append(risk)
         snapshot.cluster_risk = {c: float(np.mean(r)) for c, r in by_cluster.items()}
-        vectors: dict[str, list[np.ndarray]] = {}
-        for account, cluster in snapshot.cluster_of.items():
-            vectors.setdefault(cluster, []).append(snapshot.values[account])
-        snapshot.cluster_values = {c: np.mean(v, axis=0) for c, v in vectors.items()}
+        snapshot.finish()
+
+    def use_links(self, snapshot: LinkSnapshot) -> None:
+        """Swap in a snapshot that carries its own cluster risks (a gateway loading `analyze`'s)."""
+        self.links = snapshot
+        self._reasons.clear()
 
     def risky_clusters(self) -> list[str]:
         """Clusters whose members new accounts may be attached to (see `linking.attach`)."""
