@@ -42,16 +42,20 @@ def _root(
 
 def _register() -> None:
     # Imported here so `--help` and `--version` stay fast and each stage owns its command.
-    from distillguard.engines.command import analyze_command
+    from distillguard.engines.command import analyze_command, replay_command
     from distillguard.evaluate.command import baseline_app, evaluate_command
+    from distillguard.gateway.command import gateway_command, standin_command
     from distillguard.ingest.command import ingest_command
     from distillguard.intel.command import intel_app
     from distillguard.sim.command import simulate_command
 
     app.command("analyze")(analyze_command)
+    app.command("replay")(replay_command)
     app.command("ingest")(ingest_command)
     app.command("simulate")(simulate_command)
     app.command("evaluate")(evaluate_command)
+    app.command("gateway")(gateway_command)
+    app.command("standin")(standin_command)
     app.add_typer(baseline_app, name="baseline")
     app.add_typer(intel_app, name="intel")
 

@@ -1,0 +1,686 @@
+"""The gateway: a reverse proxy in front of a model API that enforces the detector's decisions inline.
+
+For each request to `POST /v1/chat/completions` (OpenAI) or `POST /v1/messages` (Anthropic):
+
+    key -> account      read body (bounded) -> record      detector.assess      enforce
+    (hash, never kept)  (400/413 on bad input)             (Decision)           403 / 429 / degrade / forward
+
+then the upstream's answer is passed through (streamed chunk by chunk when it is a stream), usage is
+read from it on the way, and `detector.complete` is told how the exchange ended. Every request
+leaves one audit line and updates the metrics. The decision logic is in the detector and the wire
+formats are in `translate`; this module is the I/O around them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
+
+import anyio
+import anyio.lowlevel
+import httpx
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from distillguard import __version__
+from distillguard.errors import InputError
+from distillguard.gateway.keys import KeyMap, extract_api_key, identify, install_log_redaction
+from distillguard.gateway.translate import (
+    ANTHROPIC,
+    OPENAI,
+    ReasoningStripper,
+    RequestError,
+    SSEDecoder,
+    StreamError,
+    StreamUsage,
+    Usage,
+    degrade_request,
+    error_body,
+    parse_json_object,
+    request_record,
+    response_usage,
+    stream_error_event,
+    strip_reasoning_response,
+)
+from distillguard.policy.decision import Decision, DegradeSpec
+
+logger = logging.getLogger("distillguard.gateway")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+REQUEST_ID_HEADER = "x-distillguard-request-id"
+MAX_USER_AGENT = 512
+MAX_FORWARDED_HOPS = 32
+# 499 is nginx's "client closed request": the status recorded when the client left before the end.
+CLIENT_CLOSED = 499
+
+# Headers that describe one connection, not the message: never passed across the proxy.
+_HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
+    b"te", b"trailer", b"transfer-encoding", b"upgrade",
+})
+_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
+# The body may be rewritten (degrade) and is always sent decoded, so length and encoding are ours.
+_NOT_RETURNED = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
+
+
+class Detector(Protocol):
+    """What the gateway needs from detection and policy. Both calls are synchronous and fast."""
+
+    def assess(self, record: dict[str, Any], now: float) -> Decision: ...
+
+    def complete(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    upstream: str  # base URL; the request's path (and query) is appended to it
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    audit_path: Path | None = None
+    keymap: KeyMap | None = None
+    upstream_timeout: float = 600.0  # seconds without progress (connect excluded) before a 504
+    connect_timeout: float = 10.0
+    max_response_bytes: int = 64 << 20  # a whole (non-streamed) upstream body larger than this is a 502
+    max_upstream_connections: int = 512
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError:
+            raise InputError(f"not an IP network (CIDR): {cidr!r}") from None
+    return tuple(networks)
+
+
+def _address(text: str) -> Address | None:
+    text = text.strip()
+    if text.startswith("["):  # [v6]:port
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # v4:port
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, networks: Sequence[Network]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str | None:
+    """The client's address: the socket peer, or, when the peer is a trusted proxy, the right-most
+    X-Forwarded-For hop that is not itself a trusted proxy. Hops left of that are the client's own
+    claims and are ignored."""
+    address = _address(peer) if peer else None
+    if address is None:
+        return peer
+    if not forwarded_for or not _trusted(address, trusted):
+        return str(address)
+    hops = [hop for header in forwarded_for for hop in header.split(",")][-MAX_FORWARDED_HOPS:]
+    for hop in reversed(hops):
+        hop_address = _address(hop)
+        if hop_address is None:  # garbage in the chain: believe nothing further left
+            break
+        address = hop_address
+        if not _trusted(address, trusted):
+            break
+    return str(address)
+
+
+def upstream_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The client's headers as forwarded: the key unchanged, connection headers dropped, and an
+    uncompressed response asked for (the gateway reads usage out of it)."""
+    raw = list(raw)
+    listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
+              for token in value.split(b",")}
+    headers = [(name, value) for name, value in raw if name.lower() not in _NOT_FORWARDED | listed]
+    headers.append((b"accept-encoding", b"identity"))
+    return headers
+
+
+def returned_headers(raw: Iterable[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED]
+    headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+    return headers
+
+
+def is_event_stream(headers: httpx.Headers) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+def rfc3339_ms(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def refusal(decision: Decision) -> tuple[int, str, str, dict[str, str]]:
+    """(status, message, code, headers) for a refused request. Names only the rule, nothing internal."""
+    if decision.action == "block":
+        return 403, f"This account is blocked by policy (rule: {decision.rule[:100]}).", "account_blocked", {}
+    if decision.retry_after is not None:
+        seconds = max(1, math.ceil(decision.retry_after))
+        return (429, f"Too many requests for this account; retry after {seconds} seconds.",
+                "rate_limit_exceeded", {"retry-after": str(seconds)})
+    return (403, "Requests to reconstruct the model's hidden reasoning are declined. "
+                 "Ask for the answer itself instead.", "reasoning_extraction_declined", {})
+
+
+# ---------------------------------------------------------------- audit and metrics
+
+
+class AuditLog:
+    """One JSON line per request. Lines are flushed as written: a few microseconds each, short enough
+    for the event loop at gateway rates, and nothing is lost if the process dies."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._fh: IO[bytes] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("ab", buffering=1 << 16)
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        try:
+            line = orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+            self._fh.write(line)
+            self._fh.flush()
+        except (OSError, TypeError) as exc:  # a full disk must not take the API down; say so loudly instead
+            logger.error("audit write failed: %s", exc)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    decisions: Counter
+    overhead: Histogram
+    request_seconds: Histogram
+
+
+def new_metrics() -> Metrics:
+    """Metrics in an app-local registry, so several gateways (tests, replicas in one process) never clash."""
+    registry = CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        requests=Counter("distillguard_requests_total", "Requests by API and returned status.",
+                         ["api", "status"], registry=registry),
+        decisions=Counter("distillguard_decisions_total", "Policy decisions by action.", ["action"],
+                          registry=registry),
+        overhead=Histogram("distillguard_overhead_seconds",
+                           "Time spent in the gateway itself (parsing, detection, decision, stream handling), "
+                           "upstream excluded.",
+                           buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+                           registry=registry),
+        request_seconds=Histogram("distillguard_request_seconds", "Total request time, upstream included.",
+                                  ["api"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                    30, 60, 120, 300),
+                                  registry=registry),
+    )
+
+
+# ---------------------------------------------------------------- one exchange
+
+
+@dataclass
+class Exchange:
+    """What the gateway knows about one request while handling it."""
+
+    api: str
+    request_id: str
+    ts_ms: int
+    started: float  # perf_counter()
+    ip: str | None
+    account_id: str | None = None
+    api_key_id: str | None = None
+    model: str | None = None
+    record: dict[str, Any] | None = None
+    decision: Decision | None = None
+    rule: str | None = None  # why a request was refused before any decision
+    overhead: float = 0.0  # seconds of gateway work, upstream excluded
+    finished: bool = False
+
+    def audit_entry(self, status: int, latency_ms: float) -> dict[str, Any]:
+        decision = self.decision
+        return {
+            "ts": rfc3339_ms(self.ts_ms),
+            "request_id": self.request_id,
+            "account_id": self.account_id,
+            "api_key_id": self.api_key_id,
+            "ip": self.ip,
+            "api": self.api,
+            "model": self.model,
+            "action": decision.action if decision else None,
+            "rule": decision.rule if decision else self.rule,
+            "reasons": [str(reason) for reason in decision.reasons] if decision else [],
+            "risk": float(decision.risk) if decision else None,
+            "status": status,
+            "latency_ms": round(latency_ms, 3),
+        }
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes: Content-Length is checked first
+    to fail fast, but the count while reading is what holds (chunked bodies have no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+    """Runs `work` while watching the client; (True, ...) when the client went away, in which case
+    `work` was cancelled (its result is None) unless it had just finished."""
+    result: T | None = None
+    disconnected = False
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal disconnected
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected = True
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        result = await work()
+        group.cancel_scope.cancel()
+    return disconnected, result
+
+
+@dataclass
+class Whole:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+@dataclass
+class Streaming:
+    response: httpx.Response
+
+
+@dataclass
+class Failed:
+    status: int  # 502 or 504
+    message: str
+    code: str
+
+
+Reply = Whole | Streaming | Failed
+
+
+class ResponseTooLarge(Exception):
+    pass
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _timeout_failure() -> Failed:
+    return Failed(504, "The upstream model API did not answer in time.", "upstream_timeout")
+
+
+def _upstream_failure(detail: str) -> Failed:
+    return Failed(502, f"The upstream model API failed: {detail}.", "upstream_error")
+
+
+# ---------------------------------------------------------------- the gateway
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, detector: Detector, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.detector = detector
+        self.client = client
+        self.base_url = config.upstream.rstrip("/")
+        self.networks = parse_networks(config.trusted_proxies)
+        self.timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
+        self.audit = AuditLog(config.audit_path)
+        self.metrics = new_metrics()
+        self.started_at = time.time()
+
+    # -- entry point
+
+    async def handle(self, api: str, request: Request) -> Response | ProxyStream:
+        forwarded = request.headers.getlist("x-forwarded-for")
+        ex = Exchange(
+            api=api, request_id=uuid.uuid4().hex, ts_ms=int(time.time() * 1000), started=time.perf_counter(),
+            ip=client_ip(request.client.host if request.client else None, forwarded, self.networks),
+        )
+        try:
+            return await self._handle(ex, request)
+        except Exception:
+            logger.exception("internal error on request %s", ex.request_id)
+            ex.rule = ex.rule or "internal-error"
+            return self._error(ex, 500, "The gateway failed to handle this request.", "internal_error")
+
+    async def _handle(self, ex: Exchange, request: Request) -> Response | ProxyStream:
+        key = extract_api_key(request.headers, prefer_x_api_key=ex.api == ANTHROPIC)
+        if key is None:
+            ex.rule = "missing-api-key"
+            return self._error(ex, 401, "No API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+                               "missing_api_key")
+        identity = identify(key, self.config.keymap)
+        ex.account_id, ex.api_key_id = identity.account_id, identity.api_key_id
+        try:
+            raw = await read_body(request, self.config.max_body_bytes)
+        except BodyTooLarge:
+            ex.rule = "body-too-large"
+            return self._error(ex, 413, f"The request body exceeds {self.config.max_body_bytes} bytes.",
+                               "request_too_large")
+        except ClientDisconnect:
+            ex.rule = "client-disconnected"
+            return self._error(ex, CLIENT_CLOSED, "The client closed the request.", "client_closed")
+        try:
+            body = parse_json_object(raw)
+            user_agent = request.headers.get("user-agent")
+            record = request_record(
+                ex.api, body, request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
+                api_key_id=ex.api_key_id, ip=ex.ip, user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+            )
+        except RequestError as exc:
+            ex.rule = "invalid-request"
+            return self._error(ex, 400, str(exc), "invalid_request", param=exc.param)
+        ex.record, ex.model = record, record["model"]
+        decision = self._assess(record)
+        ex.decision = decision
+        self.metrics.decisions.labels(action=decision.action).inc()
+        if decision.refused:
+            status, message, code, headers = refusal(decision)
+            return self._error(ex, status, message, code, headers=headers)
+        spec = (decision.degrade or DegradeSpec()) if decision.action == "degrade" else None
+        if spec is not None:
+            raw = orjson.dumps(degrade_request(ex.api, body, spec))
+        return await self._forward(ex, request, raw, strip=spec is not None and spec.strip_reasoning)
+
+    def _assess(self, record: dict[str, Any]) -> Decision:
+        # Called inline, not in a worker thread: assess() is synchronous and takes about a millisecond,
+        # less than a thread hop costs (and a pool would queue requests under load besides).
+        try:
+            return self.detector.assess(record, time.time())
+        except Exception:
+            # Fail open: a detector fault (e.g. its store unreachable) must not take the API down.
+            # It is logged, audited under its own rule and visible in the decisions metric.
+            logger.exception("detector.assess failed; allowing the request")
+            return Decision(action="allow", rule="detector-error")
+
+    # -- forwarding
+
+    async def _forward(self, ex: Exchange, request: Request, raw: bytes, strip: bool) -> Response | ProxyStream:
+        url = self.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        upstream_request = self.client.build_request(
+            "POST", url, headers=upstream_headers(request.headers.raw), content=raw, timeout=self.timeout
+        )
+        ex.overhead += time.perf_counter() - ex.started
+        disconnected, reply = await run_until_disconnect(request.receive, lambda: self._call(upstream_request))
+        if disconnected or reply is None:
+            if isinstance(reply, Streaming):
+                await reply.response.aclose()
+            return self._error(ex, CLIENT_CLOSED, "The client closed the request.", "client_closed")
+        if isinstance(reply, Failed):
+            return self._error(ex, reply.status, reply.message, reply.code)
+        if isinstance(reply, Streaming):
+            return ProxyStream(self, ex, reply.response, strip)
+        started = time.perf_counter()
+        body = reply.body
+        usage = None
+        if 200 <= reply.status < 300:
+            if strip:
+                body = strip_reasoning_response(ex.api, body)
+            usage = response_usage(ex.api, body)
+        ex.overhead += time.perf_counter() - started
+        response = Response(body, status_code=reply.status)
+        response.raw_headers += returned_headers(reply.headers.raw, ex.request_id)
+        self.finish(ex, reply.status, usage)
+        return response
+
+    async def _call(self, upstream_request: httpx.Request) -> Reply:
+        """The upstream's reply, or why there is none. An open event stream is returned for the caller
+        to relay and close; anything else is read whole here."""
+        try:
+            response = await self.client.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            return _timeout_failure()
+        except httpx.HTTPError as exc:
+            return _upstream_failure(type(exc).__name__)
+        if response.status_code == 200 and is_event_stream(response.headers):
+            return Streaming(response)
+        try:
+            body = await _read_limited(response, self.config.max_response_bytes)
+        except httpx.TimeoutException:
+            return _timeout_failure()
+        except httpx.HTTPError as exc:
+            return _upstream_failure(type(exc).__name__)
+        except ResponseTooLarge:
+            return _upstream_failure(f"response larger than {self.config.max_response_bytes} bytes")
+        finally:
+            with anyio.CancelScope(shield=True):  # release the connection even when cancelled
+                await response.aclose()
+        if response.status_code >= 500:
+            # The upstream's own error text may describe its internals: the client gets a plain 502/504.
+            if response.status_code == 504:
+                return _timeout_failure()
+            return _upstream_failure(f"HTTP {response.status_code}")
+        return Whole(response.status_code, response.headers, body)
+
+    # -- endings
+
+    def _error(self, ex: Exchange, status: int, message: str, code: str, *, param: str | None = None,
+               headers: dict[str, str] | None = None) -> Response:
+        response = Response(error_body(ex.api, status, message, code=code, param=param), status_code=status,
+                            headers={**(headers or {}), REQUEST_ID_HEADER: ex.request_id},
+                            media_type="application/json")
+        self.finish(ex, status, None)
+        return response
+
+    def finish(self, ex: Exchange, status: int, usage: Usage | None) -> None:
+        """Once per request: tell the detector how the exchange ended, audit it, count it."""
+        if ex.finished:
+            return
+        ex.finished = True
+        started = time.perf_counter()
+        if ex.record is not None:
+            ex.record.update((usage or Usage()).as_fields())
+            ex.record["status"] = status
+            try:
+                self.detector.complete(ex.record)
+            except Exception:
+                logger.exception("detector.complete failed on request %s", ex.request_id)
+        now = time.perf_counter()
+        try:
+            self.audit.write(ex.audit_entry(status, (now - ex.started) * 1000))
+        except Exception:  # e.g. a decision of unexpected types: the answer still goes out
+            logger.exception("audit entry failed on request %s", ex.request_id)
+        ex.overhead += time.perf_counter() - started
+        self.metrics.requests.labels(api=ex.api, status=str(status)).inc()
+        self.metrics.request_seconds.labels(api=ex.api).observe(now - ex.started)
+        self.metrics.overhead.observe(ex.overhead)
+
+    async def aclose(self) -> None:
+        self.audit.close()
+
+
+class ProxyStream:
+    """The ASGI response relaying an upstream event stream: chunk by chunk as received, or event by
+    event when reasoning is stripped. Watches the client so that a disconnect stops the upstream
+    request at once (no paying for tokens nobody reads) and is recorded as 499."""
+
+    def __init__(self, gateway: Gateway, ex: Exchange, response: httpx.Response, strip: bool) -> None:
+        self.gateway = gateway
+        self.ex = ex
+        self.response = response
+        self.stripper = ReasoningStripper(ex.api) if strip else None
+        self.usage = StreamUsage(ex.api)
+        self.decoder = SSEDecoder()
+        self.status = response.status_code
+
+    def _process(self, chunk: bytes, final: bool = False) -> bytes:
+        """What to send for an upstream chunk; every event is read for usage on the way."""
+        started = time.perf_counter()
+        events = self.decoder.flush() if final else self.decoder.feed(chunk)
+        for event in events:
+            self.usage.feed(event)
+        if self.stripper is None:
+            out = chunk
+        else:
+            out = b"".join(part for part in map(self.stripper.transform, events) if part)
+        self.ex.overhead += time.perf_counter() - started
+        return out
+
+    async def _relay(self, send: Send) -> bool:
+        """Sends the whole stream; False when the client was found gone while sending."""
+        headers = returned_headers(self.response.headers.raw, self.ex.request_id)
+        tail = b""
+        try:
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
+            try:
+                async for chunk in self.response.aiter_bytes():
+                    out = self._process(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        # Neither the send nor a buffered upstream read need yield to the loop: yield
+                        # here, so a client that left is noticed after one write rather than many,
+                        # and one fast stream cannot hold the loop for the others.
+                        await anyio.lowlevel.checkpoint()
+                tail = self._process(b"", final=True)
+            except httpx.TimeoutException:
+                self.status = 504
+                tail = stream_error_event(self.ex.api, 504, "The upstream model API stopped answering.",
+                                          code="upstream_timeout")
+            except (httpx.HTTPError, StreamError) as exc:
+                self.status = 502
+                tail = stream_error_event(self.ex.api, 502, f"The upstream model API failed: {type(exc).__name__}.",
+                                          code="upstream_error")
+            except Exception:  # a fault of ours: still end the stream properly, in the API's format
+                logger.exception("stream relay failed on request %s", self.ex.request_id)
+                self.status = 502
+                tail = stream_error_event(self.ex.api, 502, "The gateway failed while relaying the stream.",
+                                          code="internal_error")
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except OSError:  # servers on ASGI spec 2.4 report a gone client this way
+            return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        completed = False
+        try:
+            # A relay that sent everything counts as complete even if the client left right after.
+            _, sent = await run_until_disconnect(receive, lambda: self._relay(send))
+            completed = sent is True
+        except Exception:
+            logger.exception("stream relay failed on request %s", self.ex.request_id)
+            self.status = 502
+            completed = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.response.aclose()
+            self.gateway.finish(self.ex, self.status if completed else CLIENT_CLOSED, self.usage.result())
+
+
+# ---------------------------------------------------------------- the app
+
+
+def create_app(config: GatewayConfig, detector: Detector, upstream_client: httpx.AsyncClient | None = None) -> Starlette:
+    """The gateway as an ASGI app. A given `upstream_client` is used as is and left open; otherwise the
+    app makes its own and closes it at shutdown."""
+    if not config.upstream.startswith(("http://", "https://")):
+        raise InputError(f"--upstream must be an http:// or https:// URL, got {config.upstream!r}")
+    if config.max_body_bytes < 1:
+        raise InputError("--max-body-bytes must be at least 1")
+    install_log_redaction()
+    client = upstream_client or httpx.AsyncClient(
+        timeout=httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout),
+        limits=httpx.Limits(max_connections=config.max_upstream_connections,
+                            max_keepalive_connections=config.max_upstream_connections),
+        follow_redirects=False,
+    )
+    gateway = Gateway(config, detector, client)
+
+    async def chat_completions(request: Request) -> Response | ProxyStream:
+        return await gateway.handle(OPENAI, request)
+
+    async def messages(request: Request) -> Response | ProxyStream:
+        return await gateway.handle(ANTHROPIC, request)
+
+    async def healthz(request: Request) -> Response:
+        return Response(orjson.dumps({"status": "ok", "version": __version__,
+                                      "uptime_seconds": round(time.time() - gateway.started_at, 1)}),
+                        media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+            if upstream_client is None:
+                await client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+__all__ = ["Detector", "GatewayConfig", "create_app"]
