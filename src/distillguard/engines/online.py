@@ -315,13 +315,13 @@ class OnlineDetector:
         watch = self.links.values.get(account)
         if watch is not None and watch[-1] > 0:
             logit += WATCHLIST_LOGODDS
-        risk = 1.0 / (1.0 + np.exp(-logit))
+        risk = float(1.0 / (1.0 + np.exp(-logit)))
         flagged = risk > self.threshold
         cluster = self.links.cluster_of.get(account)
         return Assessment(
             account_id=account,
             risk=risk,
-            flagged=flagged,
+            flagged=bool(flagged),
             reasons=self._reasons_for(account, state.n, x, flagged, watch),
             cluster_id=cluster,
             cluster_risk=self.links.cluster_risk.get(cluster, 0.0) if cluster else 0.0,

@@ -45,6 +45,19 @@ def gateway_command(
         Path | None,
         typer.Option("--accounts", help="Accounts table (JSONL, CSV or Parquet); its api_key_sha256 column maps keys to accounts."),
     ] = None,
+    releases: Annotated[
+        Path | None, typer.Option("--releases", help="Model releases table (JSONL or Parquet), for the new-model pivot.")
+    ] = None,
+    links: Annotated[
+        Path | None,
+        typer.Option("--links", help="Cluster snapshot folder written by `analyze --out DIR` (DIR/links); "
+                                     "reloaded when rewritten."),
+    ] = None,
+    attach: Annotated[
+        bool,
+        typer.Option("--attach/--no-attach", help="Attach new accounts that reuse a high-risk cluster's "
+                                                  "distinctive content or infrastructure to it (needs --links)."),
+    ] = False,
     redis: Annotated[
         str | None, typer.Option("--redis", help="Redis URL for state shared by several gateway replicas, e.g. redis://host:6379/0.")
     ] = None,
@@ -84,7 +97,10 @@ def gateway_command(
         keymap=KeyMap.load(accounts) if accounts is not None else None,
         upstream_timeout=upstream_timeout,
     )
-    detector = OnlineDetector.create(policy=policy, accounts=accounts, redis_url=redis)
+    if attach and links is None:
+        raise InputError("--attach needs --links: new accounts are attached to the clusters of a snapshot")
+    detector = OnlineDetector.create(policy=policy, accounts=accounts, releases=releases, redis_url=redis,
+                                     links=links, attach=attach)
     _serve(create_app(config, detector), host, port, log_level, max_header_bytes)
 
 

@@ -1,0 +1,90 @@
+"""Online state: bytes per tracked account and cost per exchange, against the batch path.
+
+Simulates a world (default: `small`, seed 7), computes its signals once, then folds every exchange
+in time order into `OnlineDetector` with the in-process store, as the gateway does (`observe`: state
+update, features, score, policy). Reports:
+
+- memory per tracked account: Python heap held by the state store (tracemalloc) divided by the
+  number of accounts, and the blob sizes (mean, max, and the format's bound `MAX_STATE_BYTES`);
+- time per exchange of `observe`, next to the batch path's per-exchange cost of the same step
+  (`FEATURE_SQL` + scoring over the whole log) in the same run.
+
+    .venv/bin/python benchmarks/bench_online_state.py [--scenario small] [--seed 7] [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from distillguard.behaviour.features import account_features
+from distillguard.behaviour.online import MAX_STATE_BYTES
+from distillguard.engines.local import load_side_tables, load_signals, open_store
+from distillguard.engines.online import OnlineDetector, account_infos, release_list
+from distillguard.engines.state import MemoryStore
+from distillguard.ingest.rejects import RejectSink
+from distillguard.scoring.assign import score_table
+from distillguard.scoring.model import AccountModel
+from distillguard.sim import simulate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="small")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/online-state"))
+    args = parser.parse_args()
+    sim = args.work / f"{args.scenario}-{args.seed}-{args.scale}"
+    if not (sim / "truth.csv").exists():
+        simulate(args.scenario, args.seed, sim, scale=args.scale, quiet=True)
+
+    con = open_store(None)
+    with RejectSink(None) as rejects:
+        load_signals(con, [sim / "exchanges.jsonl.gz"], rejects=rejects, quiet=True)
+        load_side_tables(con, rejects=rejects, accounts=sim / "accounts.jsonl", releases=sim / "releases.jsonl")
+    rows = con.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals ORDER BY ts, request_id").to_arrow_table()
+    rows = rows.to_pylist()
+
+    model = AccountModel.load()
+    start = time.perf_counter()
+    scored = score_table(account_features(con), model, model.threshold(0.001))
+    batch_seconds = time.perf_counter() - start
+
+    tracemalloc.start()
+    store = MemoryStore()
+    detector = OnlineDetector(
+        store=store,
+        accounts=account_infos(con.sql("SELECT * FROM accounts").to_arrow_table()),
+        releases=release_list(con.sql("SELECT * FROM releases").to_arrow_table()),
+    )
+    before = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    for row in rows:
+        detector.observe(row, row["ts"] / 1000.0)
+    online_seconds = time.perf_counter() - start
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+
+    sizes = np.array([len(store.get(a)) for a in scored.column("account_id").to_pylist()])
+    n = len(rows)
+    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+          f"{date.today()}; {args.scenario} seed {args.seed} scale {args.scale}: {n:,} exchanges, "
+          f"{len(sizes):,} accounts")
+    print("| figure | value |\n|---|---|")
+    print(f"| state blob per account, mean / max / format bound | {sizes.mean():.0f} B / {sizes.max()} B / "
+          f"{MAX_STATE_BYTES} B |")
+    print(f"| heap held by the online engine per tracked account | {held / len(sizes):.0f} B |")
+    print(f"| online `observe` per exchange (update, features, score, policy) | {1e6 * online_seconds / n:.0f} µs |")
+    print(f"| batch features + scoring per exchange (same log) | {1e6 * batch_seconds / n:.1f} µs |")
+    print(f"| online / batch cost ratio | {online_seconds / batch_seconds:.0f}x |")
+
+
+if __name__ == "__main__":
+    main()
