@@ -144,6 +144,10 @@ def replay_command(
         float,
         typer.Option("--relink-hours", help="Refresh clusters every this many hours of traffic (0: never)."),
     ] = 6.0,
+    window_hours: Annotated[
+        float,
+        typer.Option("--window-hours", help="Each cluster refresh links the last this many hours of traffic."),
+    ] = 72.0,
     attach: Annotated[
         bool,
         typer.Option("--attach/--no-attach",
@@ -163,12 +167,14 @@ def replay_command(
         raise InputError(f"--out {out} exists and is not a folder")
     if relink_hours < 0:
         raise InputError(f"--relink-hours must be 0 or more, got {relink_hours}")
+    if window_hours <= 0:
+        raise InputError(f"--window-hours must be positive, got {window_hours}")
     detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget,
                               attach=attach)
     out.mkdir(parents=True, exist_ok=True)
     result = replay(
         [str(p) for p in logs], rejected_path=out / "rejected.jsonl", detector=detector, accounts=accounts,
-        releases=releases, fmt=fmt, relink_hours=relink_hours, quiet=quiet,
+        releases=releases, fmt=fmt, relink_hours=relink_hours, window_hours=window_hours, quiet=quiet,
     )
     write_actions_csv(result, out / "actions.csv")
     if result.accounts is not None and result.clusters is not None:

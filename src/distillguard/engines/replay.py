@@ -2,8 +2,11 @@
 
 Signals are computed in bulk first (they are a pure function of each exchange, so computing them
 ahead changes nothing), then exchanges are fed to `OnlineDetector.observe` one at a time in
-timestamp order. Every `relink_hours` of traffic, linking runs over the traffic seen so far and its
-snapshot is swapped in, as a deployment would refresh clusters from its batch job.
+timestamp order. Every `relink_hours` of traffic, linking runs over the last `window_hours` of
+traffic seen so far and its snapshot is swapped in, as a deployment would refresh clusters from a
+batch job over recent logs (the window keeps each refresh's cost bounded; a campaign that is still
+running is in it). After the last exchange, one more pass links the whole log, so the final
+verdicts are those `analyze` gives.
 
 The output is, per account and per action other than allow, the first exchange that received it.
 """
@@ -31,6 +34,7 @@ from distillguard.schema import ACTIONS_CSV_HEADER
 from distillguard.scoring.assign import CLUSTERS_SCHEMA, score_accounts
 
 DEFAULT_RELINK_HOURS = 6.0
+DEFAULT_WINDOW_HOURS = 72.0
 _BATCH_ROWS = 8192
 
 
@@ -63,6 +67,7 @@ def replay(
     releases: Path | None = None,
     fmt: str = "auto",
     relink_hours: float = DEFAULT_RELINK_HOURS,
+    window_hours: float = DEFAULT_WINDOW_HOURS,
     quiet: bool = False,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> ReplayResult:
@@ -93,7 +98,7 @@ def replay(
                     if next_link is None:
                         next_link = ts + step_ms
                     elif ts >= next_link:
-                        relink(ts)
+                        relink(ts, ts - int(window_hours * 3_600_000))
                         result.relinks += 1
                         next_link = ts + step_ms
                 decision, before = detector.observe_counted(row, ts / 1000.0)
@@ -123,10 +128,12 @@ def _record(
             result.actions[key] = FirstAction(ts, before)
 
 
-def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[[int], LinkResult]:
-    def relink(until_ts: int) -> LinkResult:
+def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[..., LinkResult]:
+    def relink(until_ts: int, since_ts: int | None = None) -> LinkResult:
+        since = "" if since_ts is None else f" AND ts >= make_timestamp({since_ts * 1000})"
         con.execute(
-            f"CREATE OR REPLACE VIEW signals AS SELECT * FROM signals_all WHERE ts < make_timestamp({until_ts * 1000})"
+            f"CREATE OR REPLACE VIEW signals AS SELECT * FROM signals_all "
+            f"WHERE ts < make_timestamp({until_ts * 1000}){since}"
         )
         link = link_accounts(con)
         detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
