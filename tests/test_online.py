@@ -294,3 +294,38 @@ def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):
         LinkSnapshot.read(broken)
     with pytest.raises(InputError, match="no cluster snapshot"):
         OnlineDetector().watch_links(tmp_path / "missing")
+
+
+def test_rewritten_snapshot_is_picked_up(tmp_path, monkeypatch):
+    import os
+
+    import numpy as np
+
+    from distillguard.engines import online
+    from distillguard.engines.online import LinkSnapshot
+    from distillguard.linking.features import CLUSTER_FEATURES
+
+    def snapshot(cluster: str) -> LinkSnapshot:
+        snap = LinkSnapshot()
+        snap.values["acct-1"] = np.zeros(len(CLUSTER_FEATURES) + 1)
+        snap.cluster_of["acct-1"] = cluster
+        snap.cluster_risk[cluster] = 0.7
+        return snap
+
+    folder = tmp_path / "links"
+    snapshot("cl-old").write(folder)
+    detector = OnlineDetector()
+    detector.watch_links(folder)
+    assert detector.links.cluster_of == {"acct-1": "cl-old"}
+    monkeypatch.setattr(online, "LINKS_CHECK_SECONDS", 0.0)
+    snapshot("cl-new").write(folder)
+    stamp = (folder / "snapshot.json").stat().st_mtime + 5
+    os.utime(folder / "snapshot.json", (stamp, stamp))
+    detector.assess({"request_id": "r1", "ts": 1_700_000_000_000, "account_id": "acct-2", "model": "m",
+                     "messages": [{"role": "user", "content": "hello"}]}, now=0.0)
+    assert detector.links.cluster_of == {"acct-1": "cl-new"}
+    (folder / "accounts.parquet").write_bytes(b"not parquet")  # a broken rewrite keeps the last good one
+    os.utime(folder / "snapshot.json", (stamp + 5, stamp + 5))
+    detector.assess({"request_id": "r2", "ts": 1_700_000_001_000, "account_id": "acct-2", "model": "m",
+                     "messages": [{"role": "user", "content": "hello"}]}, now=1.0)
+    assert detector.links.cluster_of == {"acct-1": "cl-new"}

@@ -108,6 +108,13 @@ class LinkSnapshot:
             keys = pq.read_table(folder / "keys.parquet")
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise InputError(f"{folder}: cannot read cluster snapshot: {exc}") from None
+        try:
+            return cls._from_tables(accounts, clusters, keys, folder)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{folder}: malformed cluster snapshot: {exc}") from None
+
+    @classmethod
+    def _from_tables(cls, accounts: pa.Table, clusters: pa.Table, keys: pa.Table, folder: Path) -> LinkSnapshot:
         snap = cls()
         width = len(CLUSTER_FEATURES) + 1
         for account, cluster, reasons, values in zip(*(accounts.column(c).to_pylist() for c in
@@ -116,15 +123,15 @@ class LinkSnapshot:
             if values is None or len(values) != width:
                 raise InputError(f"{folder}/accounts.parquet: account {account!r} has {len(values or [])} "
                                  f"values, expected {width}")
-            snap.values[account] = np.asarray(values, dtype=np.float64)
+            snap.values[str(account)] = np.asarray(values, dtype=np.float64)
             if cluster is not None:
-                snap.cluster_of[account] = cluster
+                snap.cluster_of[str(account)] = str(cluster)
             if reasons:
-                snap.link_reasons[account] = reasons
-        snap.cluster_risk = dict(zip(clusters.column("cluster_id").to_pylist(), clusters.column("risk").to_pylist(),
-                                     strict=True))
-        snap.key_index = {(k, v): c for k, v, c in zip(*(keys.column(n).to_pylist() for n in
-                                                         ("kind", "key", "cluster_id")), strict=True)}
+                snap.link_reasons[str(account)] = str(reasons)
+        snap.cluster_risk = {str(c): float(r) for c, r in zip(clusters.column("cluster_id").to_pylist(),
+                                                             clusters.column("risk").to_pylist(), strict=True)}
+        snap.key_index = {(str(k), str(v)): str(c) for k, v, c in zip(*(keys.column(n).to_pylist() for n in
+                                                                        ("kind", "key", "cluster_id")), strict=True)}
         snap.finish()
         return snap
 
