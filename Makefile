@@ -20,6 +20,10 @@ demo: install
 		--releases $(DEMO)/sim/releases.jsonl --truth $(DEMO)/sim/truth.csv --out $(DEMO)/analysis
 	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/analysis/accounts.csv \
 		--exchanges $(DEMO)/sim/exchanges.jsonl.gz
+	$(BIN)/distillguard replay $(DEMO)/sim/exchanges.jsonl.gz --accounts $(DEMO)/sim/accounts.jsonl \
+		--releases $(DEMO)/sim/releases.jsonl --relink-hours 12 --out $(DEMO)/replay
+	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --actions $(DEMO)/replay/actions.csv \
+		--exchanges $(DEMO)/sim/exchanges.jsonl.gz
 	$(BIN)/distillguard baseline rate-limit $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/rate-limit
 	$(BIN)/distillguard evaluate --truth $(DEMO)/sim/truth.csv --pred $(DEMO)/rate-limit/accounts.csv
 	$(BIN)/distillguard baseline anomaly $(DEMO)/sim/exchanges.jsonl.gz --out $(DEMO)/anomaly
