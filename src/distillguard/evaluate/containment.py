@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.errors import InputError
-from distillguard.evaluate.tables import _rows
+from distillguard.evaluate.tables import csv_rows
 from distillguard.policy.decision import ACTIONS
 from distillguard.schema import ACTIONS_CSV_HEADER
 
@@ -38,7 +38,7 @@ def read_actions(path: Path) -> list[ActionRow]:
     """Read a contract actions.csv; any malformed line is a one-line error naming line and field."""
     out: list[ActionRow] = []
     seen: set[tuple[str, str]] = set()
-    for line, (account, action, first_ts, before) in _rows(path, ACTIONS_CSV_HEADER):
+    for line, (account, action, first_ts, before) in csv_rows(path, ACTIONS_CSV_HEADER):
         if not account:
             raise InputError(f"{path}:{line}: field 'account_id' is empty")
         if action not in ACTIONS or action == "allow":

@@ -41,7 +41,7 @@ PREDICTION_SCHEMA = pa.schema(
 _FLAGS = {"true": True, "false": False}
 
 
-def _rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, fields) of a CSV whose first line must be exactly `header`."""
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -85,7 +85,7 @@ def read_truth(path: Path) -> pa.Table:
     """Read `truth.csv` (account_id,label,campaign,actor_type); campaign is null for legit rows."""
     seen: dict[str, int] = {}
     columns: dict[str, list[str | None]] = {name: [] for name in TRUTH_SCHEMA.names}
-    for line, (account, label, campaign, actor_type) in _rows(path, TRUTH_CSV_HEADER):
+    for line, (account, label, campaign, actor_type) in csv_rows(path, TRUTH_CSV_HEADER):
         _account_id(path, line, account, seen)
         if label not in LABELS:
             raise InputError(f"{path}:{line}: field 'label': {label!r} is not 'campaign' or 'legit'")
@@ -117,7 +117,7 @@ def read_predictions(path: Path) -> pa.Table:
     """Read a contract `accounts.csv` (CONTRACT section 2); empty cluster ids become null."""
     seen: dict[str, int] = {}
     columns: dict[str, list[object]] = {name: [] for name in PREDICTION_SCHEMA.names}
-    for line, (account, risk, flagged, cluster_id, reasons) in _rows(path, ACCOUNTS_CSV_HEADER):
+    for line, (account, risk, flagged, cluster_id, reasons) in csv_rows(path, ACCOUNTS_CSV_HEADER):
         _account_id(path, line, account, seen)
         if flagged not in _FLAGS:
             raise InputError(f"{path}:{line}: field 'flagged': {flagged!r} is not 'true' or 'false'")
