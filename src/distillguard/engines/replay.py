@@ -69,10 +69,9 @@ def replay(
     relink_hours: float = DEFAULT_RELINK_HOURS,
     window_hours: float = DEFAULT_WINDOW_HOURS,
     quiet: bool = False,
-    con: duckdb.DuckDBPyConnection | None = None,
 ) -> ReplayResult:
     """Replay the logs through `detector`; `relink_hours <= 0` disables linking."""
-    con = con or open_store(None)
+    con = open_store(None)
     result = ReplayResult()
     with RejectSink(rejected_path) as rejects:
         result.n_exchanges, _ = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet)
