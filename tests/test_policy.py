@@ -52,8 +52,12 @@ def test_default_yaml_is_the_embedded_default() -> None:
     ("kw", "action", "rule"),
     [
         ({"risk": 0.99, "flagged": True, "n_exchanges": 50}, "block", "block-high-risk"),
-        # Very high risk but too little evidence yet: only monitored until the account has history.
-        ({"risk": 0.99, "flagged": True, "n_exchanges": 5}, "monitor", "monitor-elevated-risk"),
+        # Near-certain risk needs little history; a merely flagged account needs ten exchanges.
+        ({"risk": 0.99, "flagged": True, "n_exchanges": 3}, "throttle", "throttle-near-certain-early"),
+        ({"risk": 0.99, "flagged": True, "n_exchanges": 2}, "monitor", "monitor-elevated-risk"),
+        ({"risk": 0.96, "flagged": True, "n_exchanges": 5}, "throttle", "throttle-very-likely"),
+        ({"risk": 0.92, "flagged": True, "n_exchanges": 7}, "throttle", "throttle-likely"),
+        ({"risk": 0.7, "flagged": True, "n_exchanges": 9}, "monitor", "monitor-elevated-risk"),
         (
             {"risk": 0.7, "flagged": True, "n_exchanges": 12, "cluster_id": "cl-0001", "cluster_risk": 0.95},
             "block",
@@ -66,7 +70,7 @@ def test_default_yaml_is_the_embedded_default() -> None:
         ),
         # A new member of a high-risk cluster is throttled on the cluster's evidence alone.
         (
-            {"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0002", "cluster_risk": 0.5},
+            {"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0002", "cluster_risk": 0.8},
             "throttle",
             "throttle-high-risk-cluster",
         ),

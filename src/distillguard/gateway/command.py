@@ -10,9 +10,11 @@ import typer
 from distillguard.errors import InputError
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+DEFAULT_MAX_CONCURRENCY = 256
 
 
-def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
+def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+           max_concurrency: int | None = None) -> None:
     import uvicorn
 
     from distillguard.gateway.keys import install_log_redaction
@@ -30,6 +32,9 @@ def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: 
         server_header=False,
         log_level=log_level,
         timeout_graceful_shutdown=30,
+        # Above this many open requests uvicorn answers 503 at once: an overloaded gateway sheds load
+        # instead of working on requests whose clients have already given up.
+        limit_concurrency=max_concurrency,
     )
     # uvicorn configures its loggers when the Config is built: redaction goes on after that.
     install_log_redaction()
@@ -75,6 +80,10 @@ def gateway_command(
     upstream_timeout: Annotated[
         float, typer.Option("--upstream-timeout", help="Seconds the upstream may stay silent before a 504.")
     ] = 600.0,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", help="Open requests (including those waiting on the upstream) "
+                                                    "above which new ones get 503.")
+    ] = DEFAULT_MAX_CONCURRENCY,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the online gateway: a proxy in front of an OpenAI- or Anthropic-compatible API that
@@ -101,7 +110,9 @@ def gateway_command(
         raise InputError("--attach needs --links: new accounts are attached to the clusters of a snapshot")
     detector = OnlineDetector.create(policy=policy, accounts=accounts, releases=releases, redis_url=redis,
                                      links=links, attach=attach)
-    _serve(create_app(config, detector), host, port, log_level, max_header_bytes)
+    if max_concurrency < 1:
+        raise InputError("--max-concurrency must be positive")
+    _serve(create_app(config, detector), host, port, log_level, max_header_bytes, max_concurrency)
 
 
 def standin_command(

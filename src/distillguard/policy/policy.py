@@ -38,40 +38,112 @@ DEFAULT_POLICY: dict[str, Any] = {
     "rules": [
         {
             "name": "block-high-risk",
-            "when": {"risk_at_least": 0.98, "min_exchanges": 20},
-            "action": "block",
+            "when": {
+                "risk_at_least": 0.98,
+                "min_exchanges": 20
+            },
+            "action": "block"
         },
         {
             "name": "block-flagged-in-high-risk-cluster",
-            "when": {"flagged": True, "min_exchanges": 10, "cluster_risk_at_least": 0.9},
-            "action": "block",
+            "when": {
+                "flagged": True,
+                "min_exchanges": 10,
+                "cluster_risk_at_least": 0.9
+            },
+            "action": "block"
         },
         {
             "name": "degrade-reasoning-harvest",
-            "when": {"flagged": True, "min_exchanges": 10,
-                     "reasons_any": ["reasoning-extraction", "agent-trace-harvest"]},
+            "when": {
+                "flagged": True,
+                "min_exchanges": 10,
+                "reasons_any": [
+                    "reasoning-extraction",
+                    "agent-trace-harvest"
+                ]
+            },
             "action": "degrade",
-            "degrade": {"strip_reasoning": True, "max_tokens": 2048, "decline_reasoning_extraction": True},
+            "degrade": {
+                "strip_reasoning": True,
+                "max_tokens": 2048,
+                "decline_reasoning_extraction": True
+            }
         },
         {
             "name": "throttle-high-risk-cluster",
-            "when": {"in_cluster": True, "cluster_risk_at_least": 0.5},
+            "when": {
+                "in_cluster": True,
+                "cluster_risk_at_least": 0.8
+            },
             "action": "throttle",
-            "throttle": {"per_minute": 30, "burst": 10, "scope": "cluster"},
+            "throttle": {
+                "per_minute": 30,
+                "burst": 10,
+                "scope": "cluster"
+            }
+        },
+        {
+            "name": "throttle-near-certain-early",
+            "when": {
+                "risk_at_least": 0.98,
+                "min_exchanges": 3
+            },
+            "action": "throttle",
+            "throttle": {
+                "per_minute": 6,
+                "burst": 3,
+                "scope": "account"
+            }
+        },
+        {
+            "name": "throttle-very-likely",
+            "when": {
+                "risk_at_least": 0.95,
+                "min_exchanges": 5
+            },
+            "action": "throttle",
+            "throttle": {
+                "per_minute": 6,
+                "burst": 3,
+                "scope": "account"
+            }
+        },
+        {
+            "name": "throttle-likely",
+            "when": {
+                "risk_at_least": 0.9,
+                "min_exchanges": 7
+            },
+            "action": "throttle",
+            "throttle": {
+                "per_minute": 6,
+                "burst": 3,
+                "scope": "account"
+            }
         },
         {
             "name": "throttle-flagged",
-            "when": {"flagged": True, "min_exchanges": 10},
+            "when": {
+                "flagged": True,
+                "min_exchanges": 10
+            },
             "action": "throttle",
-            "throttle": {"per_minute": 6, "burst": 3, "scope": "account"},
+            "throttle": {
+                "per_minute": 6,
+                "burst": 3,
+                "scope": "account"
+            }
         },
         {
             "name": "monitor-elevated-risk",
-            "when": {"risk_at_least": 0.3},
-            "action": "monitor",
-        },
+            "when": {
+                "risk_at_least": 0.3
+            },
+            "action": "monitor"
+        }
     ],
-    "default": "allow",
+    "default": "allow"
 }
 
 
