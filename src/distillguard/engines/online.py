@@ -233,7 +233,19 @@ class OnlineDetector:
         )
         if links is not None:
             detector.watch_links(links)
+        detector.warm_up()
         return detector
+
+    def warm_up(self) -> None:
+        """Load the classifiers and compile the patterns now, not on the first customer's request."""
+        from distillguard.ingest.normalise import exchange_row
+        from distillguard.ingest.reader import rows_to_batch
+        from distillguard.signals.exchange import exchange_signals
+
+        probe = {"request_id": "warm-up", "ts": 1_767_225_600_000, "account_id": "warm-up", "model": "warm-up",
+                 "messages": [{"role": "user", "content": "Explain step by step how to sort a list."}]}
+        exchange_signals(rows_to_batch([exchange_row(probe)]))
+        self.model.logit(self.model.typical[None, :])
 
     def watch_links(self, folder: Path) -> None:
         """Use the cluster snapshot in `folder` (written by `analyze --out DIR` as DIR/links) and
