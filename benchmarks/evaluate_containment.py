@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--relink-hours", type=float, default=6.0)
     parser.add_argument("--policy", type=Path, default=None)
-    parser.add_argument("--attach", action="store_true", help="replay --attach (see README 'Streaming')")
+    parser.add_argument("--attach", action="store_true", help="replay --attach (see README 'Containing campaigns online')")
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -175,7 +175,7 @@ def test_replay_writes_the_contract(replayed, world):
 
 
 def test_replay_final_risk_agrees_with_analyze(replayed):
-    """Parity (README "Streaming"): after the whole log, |risk difference| <= 0.1 for every account and
+    """Parity (README "Containing campaigns online"): after the whole log, |risk difference| <= 0.1 for every account and
     <= 0.02 for 95% of them, and the flag agrees for at least 99% (the sketches are the only source
     of difference; below their sizes features are exact)."""
     out, batch_out = replayed

@@ -153,7 +153,7 @@ def replay_command(
         typer.Option("--attach/--no-attach",
                      help="Between cluster refreshes, attach new accounts that reuse a high-risk cluster's "
                           "distinctive content or infrastructure (faster containment, more honest accounts "
-                          "throttled; README 'Streaming')."),
+                          "throttled; README 'Containing campaigns online')."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
