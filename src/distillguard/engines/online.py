@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
 from distillguard.engines.state import MemoryStore, StateStore
 from distillguard.errors import InputError
+from distillguard.ingest.normalise import exchange_row
+from distillguard.ingest.reader import rows_to_batch
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, match_cluster
 from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
@@ -38,7 +40,7 @@ from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
 from distillguard.scoring.model import AccountModel
-from distillguard.signals.exchange import ELICITATION_COLUMNS
+from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signals
 
 DEFAULT_FPR_BUDGET = 0.001
 # Reason codes cost ~15 model evaluations; an account's reasons change slowly, so they are
@@ -238,10 +240,6 @@ class OnlineDetector:
 
     def warm_up(self) -> None:
         """Load the classifiers and compile the patterns now, not on the first customer's request."""
-        from distillguard.ingest.normalise import exchange_row
-        from distillguard.ingest.reader import rows_to_batch
-        from distillguard.signals.exchange import exchange_signals
-
         probe = {"request_id": "warm-up", "ts": 1_767_225_600_000, "account_id": "warm-up", "model": "warm-up",
                  "messages": [{"role": "user", "content": "Explain step by step how to sort a list."}]}
         exchange_signals(rows_to_batch([exchange_row(probe)]))
@@ -273,10 +271,6 @@ class OnlineDetector:
     # -- the gateway's interface -----------------------------------------------------------------
     def assess(self, record: dict[str, Any], now: float) -> Decision:
         """Decide on a request (a contract record without response fields) as it arrives."""
-        from distillguard.ingest.normalise import exchange_row
-        from distillguard.ingest.reader import rows_to_batch
-        from distillguard.signals.exchange import exchange_signals
-
         row = exchange_signals(rows_to_batch([exchange_row(record)])).to_pylist()[0]
         row["ts"] = int(record["ts"])
         return self.observe(row, now, with_usage=False)
