@@ -14,7 +14,7 @@ from rich.console import Console
 
 from distillguard.errors import InputError
 from distillguard.evaluate import DEFAULT_FPR_BUDGET
-from distillguard.evaluate.features import AccountFeatureAccumulator, exchange_counts
+from distillguard.evaluate.features import AccountFeatureAccumulator, account_activity
 from distillguard.evaluate.render import render_containment, render_metrics
 from distillguard.evaluate.tables import account_differences, read_predictions, read_truth, write_accounts_csv
 from distillguard.ingest import RejectSink, input_size, read_exchanges
@@ -53,14 +53,15 @@ def _feature_table(logs: Sequence[Path], rejects_path: Path | None) -> tuple[pa.
         return accumulator.features(), rejects.total
 
 
-def _exchange_counts(logs: Sequence[Path]) -> tuple[dict[str, int], int]:
-    """Exchanges per account in `logs`, and how many records were refused (counted, not written)."""
+def _account_activity(logs: Sequence[Path]) -> tuple[dict[str, tuple[int, int]], int]:
+    """(exchanges, first epoch ms) per account in `logs`, and how many records were refused (counted,
+    not written)."""
     total = input_size(logs)
     with RejectSink(None) as rejects, track("reading exchanges", total=total) as bar:
-        counts = exchange_counts(
+        activity = account_activity(
             read_exchanges(list(logs), fmt="auto", rejects=rejects, on_progress=bar.advance)
         )
-        return counts, rejects.total
+        return activity, rejects.total
 
 
 def evaluate_command(
@@ -99,8 +100,8 @@ def evaluate_command(
     if actions is not None and not exchanges:
         raise InputError("--actions needs the exchange log (--exchanges) to count what each account sent")
     truth_table = read_truth(truth)
-    metrics: dict[str, Any] = {}
-    n_rejected, extra = 0, []
+    # Every input is checked before the (long) pass over the log.
+    pred_table, extra = None, []
     if pred is not None:
         pred_table = read_predictions(pred)
         missing, extra = account_differences(truth_table, pred_table)
@@ -115,20 +116,21 @@ def evaluate_command(
                 highlight=False,
                 soft_wrap=True,
             )
-        counts, n_rejected = _exchange_counts(exchanges) if exchanges else (None, 0)
-        from distillguard.evaluate.metrics import compute_metrics
-
-        metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
-        render_metrics(metrics, out)
-    if actions is not None and exchanges:
-        from distillguard.evaluate.containment import account_activity, containment_metrics, read_actions
+    action_rows = None
+    if actions is not None:
+        from distillguard.evaluate.containment import containment_metrics, read_actions
 
         action_rows = read_actions(actions)
-        with RejectSink(None) as rejects, track("reading exchanges", total=input_size(exchanges)) as bar:
-            activity = account_activity(
-                read_exchanges(list(exchanges), fmt="auto", rejects=rejects, on_progress=bar.advance)
-            )
-            n_rejected = rejects.total
+    # One pass over the log serves both the leaked-exchange figures and containment.
+    activity, n_rejected = _account_activity(exchanges) if exchanges else (None, 0)
+    metrics: dict[str, Any] = {}
+    if pred_table is not None:
+        from distillguard.evaluate.metrics import compute_metrics
+
+        counts = None if activity is None else {account: n for account, (n, _) in activity.items()}
+        metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
+        render_metrics(metrics, out)
+    if action_rows is not None and activity is not None:
         metrics["containment"] = containment_metrics(truth_table, action_rows, activity)
         render_containment(metrics["containment"], out)
     if exchanges and n_rejected:

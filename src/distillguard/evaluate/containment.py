@@ -1,20 +1,19 @@
 """Streaming evaluation: how much each campaign got before it was contained, and whom it cost.
 
 Inputs are `replay`'s actions.csv (CONTRACT section 3), the ground truth, and per-account exchange
-counts and first timestamps from the log. An account counts as *contained* from its first
+counts and first timestamps from the log (`evaluate.features.account_activity`). An account counts as *contained* from its first
 throttle, degrade or block (monitoring alone contains nothing); everything it sent before that is
 leaked, and an account never contained leaked all of its exchanges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -53,25 +52,6 @@ def read_actions(path: Path) -> list[ActionRow]:
         if not before.isdigit():
             raise InputError(f"{path}:{line}: field 'exchanges_before': {before!r} is not a count")
         out.append(ActionRow(account, action, ts, int(before)))
-    return out
-
-
-def account_activity(batches: Iterable[pa.RecordBatch]) -> dict[str, tuple[int, int]]:
-    """(exchanges, first timestamp in epoch ms) per account over a stream of exchange batches."""
-    out: dict[str, tuple[int, int]] = {}
-    con = duckdb.connect()
-    try:
-        for batch in batches:
-            con.register("batch", batch)
-            rows = con.execute(
-                "SELECT account_id, count(*), epoch_ms(min(ts)) FROM batch GROUP BY account_id"
-            ).fetchall()
-            con.unregister("batch")
-            for account, n, first in rows:
-                old = out.get(account)
-                out[account] = (n, first) if old is None else (old[0] + n, min(old[1], first))
-    finally:
-        con.close()
     return out
 
 

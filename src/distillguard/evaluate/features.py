@@ -145,17 +145,26 @@ def account_features(exchanges: pa.Table | Iterable[pa.RecordBatch]) -> pa.Table
         return accumulator.features()
 
 
-def exchange_counts(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, int]:
-    """Exchanges per account over a stream of exchange batches (one small dict, not the log)."""
-    counts: dict[str, int] = {}
+def account_activity(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, tuple[int, int]]:
+    """(exchanges, first timestamp in epoch ms) per account over a stream of exchange batches (one
+    small dict, not the log)."""
+    out: dict[str, tuple[int, int]] = {}
     con = duckdb.connect()
     try:
         for batch in batches:
             con.register("batch", batch)
-            rows = con.execute("SELECT account_id, count(*) FROM batch GROUP BY account_id").fetchall()
+            rows = con.execute(
+                "SELECT account_id, count(*), epoch_ms(min(ts)) FROM batch GROUP BY account_id"
+            ).fetchall()
             con.unregister("batch")
-            for account, n in rows:
-                counts[account] = counts.get(account, 0) + n
+            for account, n, first in rows:
+                old = out.get(account)
+                out[account] = (n, first) if old is None else (old[0] + n, min(old[1], first))
     finally:
         con.close()
-    return counts
+    return out
+
+
+def exchange_counts(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, int]:
+    """Exchanges per account over a stream of exchange batches."""
+    return {account: n for account, (n, _) in account_activity(batches).items()}
