@@ -17,6 +17,25 @@ if TYPE_CHECKING:
 console = Console()
 
 
+# Arguments and options that `analyze` and `replay` share, defined once so their help cannot drift.
+LogsArg = Annotated[list[Path], typer.Argument(help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet).")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
+AccountsOption = Annotated[Path | None, typer.Option("--accounts", help="Accounts side table.")]
+ReleasesOption = Annotated[Path | None, typer.Option("--releases", help="Model releases side table.")]
+FormatOption = Annotated[str, typer.Option("--format", help="Log shape: auto, contract, access-log, openai-batch.")]
+FprBudgetOption = Annotated[
+    float,
+    typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _output_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def _summary(result: AnalysisResult, out: Path) -> None:
     flagged = sum(result.accounts.column("flagged").to_pylist())
     table = Table(title="distillguard analyze", show_header=False)
@@ -35,17 +54,12 @@ def _summary(result: AnalysisResult, out: Path) -> None:
 
 
 def analyze_command(
-    logs: Annotated[list[Path], typer.Argument(help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
-    accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts side table.")] = None,
-    releases: Annotated[Path | None, typer.Option("--releases", help="Model releases side table.")] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Log shape: auto, contract, access-log, openai-batch.")
-    ] = "auto",
-    fpr_budget: Annotated[
-        float,
-        typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
-    ] = 0.001,
+    logs: LogsArg,
+    out: OutOption,
+    accounts: AccountsOption = None,
+    releases: ReleasesOption = None,
+    fmt: FormatOption = "auto",
+    fpr_budget: FprBudgetOption = 0.001,
     model: Annotated[
         Path | None, typer.Option("--model", help="Scoring model JSON (default: the shipped model).")
     ] = None,
@@ -57,7 +71,7 @@ def analyze_command(
     truth: Annotated[
         Path | None, typer.Option("--truth", help="Ground truth (truth.csv): adds an evaluation to the report.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Score every account in API logs: risk, verdict, cluster and reasons (CONTRACT section 2)."""
     # Imported here so that `distillguard --help` does not pay for the analysis stack.
@@ -69,9 +83,7 @@ def analyze_command(
     from distillguard.report.tables import write_accounts_csv, write_clusters_csv
     from distillguard.scoring.model import AccountModel
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    _output_folder(out)
     watch_path = watchlist or default_path()
     result = analyze(
         [str(p) for p in logs],
@@ -126,20 +138,15 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
 
 
 def replay_command(
-    logs: Annotated[list[Path], typer.Argument(help="Exchange logs: files, folders or globs (JSONL, .gz, Parquet).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")],
-    accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts side table.")] = None,
-    releases: Annotated[Path | None, typer.Option("--releases", help="Model releases side table.")] = None,
+    logs: LogsArg,
+    out: OutOption,
+    accounts: AccountsOption = None,
+    releases: ReleasesOption = None,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Log shape: auto, contract, access-log, openai-batch.")
-    ] = "auto",
-    fpr_budget: Annotated[
-        float,
-        typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
-    ] = 0.001,
+    fmt: FormatOption = "auto",
+    fpr_budget: FprBudgetOption = 0.001,
     relink_hours: Annotated[
         float,
         typer.Option("--relink-hours", help="Refresh clusters every this many hours of traffic (0: never)."),
@@ -155,7 +162,7 @@ def replay_command(
                           "distinctive content or infrastructure (faster containment, more honest accounts "
                           "throttled; README 'Containing campaigns online')."),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run the online engine over logs in time order; write actions.csv (CONTRACT section 3)."""
     from distillguard.engines.online import OnlineDetector
@@ -163,15 +170,13 @@ def replay_command(
     from distillguard.policy.policy import Policy
     from distillguard.report.tables import write_accounts_csv, write_clusters_csv
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
     if relink_hours < 0:
         raise InputError(f"--relink-hours must be 0 or more, got {relink_hours}")
     if window_hours <= 0:
         raise InputError(f"--window-hours must be positive, got {window_hours}")
     detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget,
                               attach=attach)
-    out.mkdir(parents=True, exist_ok=True)
+    _output_folder(out)
     result = replay(
         [str(p) for p in logs], rejected_path=out / "rejected.jsonl", detector=detector, accounts=accounts,
         releases=releases, fmt=fmt, relink_hours=relink_hours, window_hours=window_hours, quiet=quiet,
