@@ -300,14 +300,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
-    chunks = []
+    return await read_capped(request.stream(), limit, BodyTooLarge)
+
+
+async def read_capped(chunks: AsyncIterator[bytes], limit: int, too_large: type[Exception]) -> bytes:
+    """All of `chunks`, raising `too_large` as soon as they pass `limit` bytes (never held whole)."""
+    parts = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
@@ -354,17 +359,6 @@ Reply = Whole | Streaming | Failed
 
 class ResponseTooLarge(Exception):
     pass
-
-
-async def _read_limited(response: httpx.Response, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _timeout_failure() -> Failed:
@@ -497,7 +491,7 @@ class Gateway:
         if response.status_code == 200 and is_event_stream(response.headers):
             return Streaming(response)
         try:
-            body = await _read_limited(response, self.config.max_response_bytes)
+            body = await read_capped(response.aiter_bytes(), self.config.max_response_bytes, ResponseTooLarge)
         except httpx.TimeoutException:
             return _timeout_failure()
         except httpx.HTTPError as exc:
