@@ -169,8 +169,9 @@ class AccountState:
     releases: dict[int, list[int]] = field(default_factory=dict)
 
     # -- updating -------------------------------------------------------------------------------
-    def update(self, row: Mapping[str, Any], releases: Sequence[Release] = ()) -> None:
-        """Fold one exchange (a row of `SIGNALS_SCHEMA` as a dict, `ts` in epoch ms) into the state."""
+    def update(self, row: Mapping[str, Any], releases: Sequence[Release] = (), *, usage: bool = True) -> None:
+        """Fold one exchange (a row of `SIGNALS_SCHEMA` as a dict, `ts` in epoch ms) into the state;
+        `usage=False` leaves the response's counts for `add_usage` (the gateway knows them later)."""
         ts = int(row["ts"])
         if self.n == 0:
             self.first_ts = ts
@@ -194,7 +195,8 @@ class AccountState:
             sketch.add(_key(row[column]))
         self.frames.add(_key(row["frame_hash"]))
         self._add_release_traffic(ts, row["model"], releases)
-        self.add_usage(row.get("input_tokens"), row.get("output_tokens"), row.get("stop_reason"))
+        if usage:
+            self.add_usage(row.get("input_tokens"), row.get("output_tokens"), row.get("stop_reason"))
 
     def add_usage(self, input_tokens: int | None, output_tokens: int | None, stop_reason: str | None) -> None:
         """Response-side counts, which the gateway only knows once the response has ended."""

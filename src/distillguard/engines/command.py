@@ -122,18 +122,13 @@ def analyze_command(
 def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
     """The clusters as a gateway uses them (`gateway --links DIR/links`): membership, cluster
     features and risks, and the distinctive keys of high-risk clusters for attaching newcomers."""
-    import pyarrow.compute as pc
-
     from distillguard.engines.online import LinkSnapshot
-    from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys
 
     assert result.link is not None
     snapshot = LinkSnapshot.from_link_table(result.link.accounts)
     snapshot.cluster_risk = dict(zip(result.clusters.column("cluster_id").to_pylist(),
                                      result.clusters.column("risk").to_pylist(), strict=True))
-    risky = [c for c, r in snapshot.cluster_risk.items() if r >= ATTACH_MIN_CLUSTER_RISK]
-    clustered = result.link.accounts.filter(pc.is_valid(result.link.accounts["cluster_id"]))
-    snapshot.key_index = cluster_keys(result.con, clustered, risky)
+    snapshot.index_keys(result.con, result.link.accounts)
     snapshot.write(folder)
 
 

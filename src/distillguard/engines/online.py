@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,7 +34,7 @@ from distillguard.engines.state import MemoryStore, StateStore
 from distillguard.errors import InputError
 from distillguard.ingest.normalise import exchange_row
 from distillguard.ingest.reader import rows_to_batch
-from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, match_cluster
+from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, match_cluster
 from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
@@ -119,23 +120,25 @@ class LinkSnapshot:
     def _from_tables(cls, accounts: pa.Table, clusters: pa.Table, keys: pa.Table, folder: Path) -> LinkSnapshot:
         snap = cls()
         width = len(CLUSTER_FEATURES) + 1
-        for account, cluster, reasons, values in zip(*(accounts.column(c).to_pylist() for c in
-                                                       ("account_id", "cluster_id", "link_reasons", "values")),
-                                                     strict=True):
-            if values is None or len(values) != width:
-                raise InputError(f"{folder}/accounts.parquet: account {account!r} has {len(values or [])} "
+        ids, values = accounts.column("account_id").to_pylist(), accounts.column("values").to_pylist()
+        for account, vector in zip(ids, values, strict=True):
+            if vector is None or len(vector) != width:
+                raise InputError(f"{folder}/accounts.parquet: account {account!r} has {len(vector or [])} "
                                  f"values, expected {width}")
-            snap.values[str(account)] = np.asarray(values, dtype=np.float64)
-            if cluster is not None:
-                snap.cluster_of[str(account)] = str(cluster)
-            if reasons:
-                snap.link_reasons[str(account)] = str(reasons)
+        snap._add_accounts(ids, values, accounts.column("cluster_id").to_pylist(),
+                           accounts.column("link_reasons").to_pylist())
         snap.cluster_risk = {str(c): float(r) for c, r in zip(clusters.column("cluster_id").to_pylist(),
                                                              clusters.column("risk").to_pylist(), strict=True)}
         snap.key_index = {(str(k), str(v)): str(c) for k, v, c in zip(*(keys.column(n).to_pylist() for n in
                                                                         ("kind", "key", "cluster_id")), strict=True)}
         snap.finish()
         return snap
+
+    def index_keys(self, con: duckdb.DuckDBPyConnection, link_accounts: pa.Table) -> None:
+        """Collect the distinctive keys of this snapshot's high-risk clusters from the `signals` table
+        (`linking.attach`), so that newcomers reusing them can be attached."""
+        risky = [c for c, risk in self.cluster_risk.items() if risk >= ATTACH_MIN_CLUSTER_RISK]
+        self.key_index = cluster_keys(con, link_accounts, risky)
 
     def attach(self, account: str, cluster: str) -> None:
         """Make `account` a member of `cluster` until the next linking pass (bounded)."""
@@ -155,15 +158,19 @@ class LinkSnapshot:
         matrix = np.column_stack(
             [np.nan_to_num(accounts.column(c).to_numpy(zero_copy_only=False).astype(np.float64)) for c in cols]
         ) if ids else np.zeros((0, len(cols)))
-        clusters = accounts.column("cluster_id").to_pylist()
-        reasons = accounts.column("link_reasons").to_pylist()
-        for i, account in enumerate(ids):
-            snap.values[account] = matrix[i]
-            if clusters[i] is not None:
-                snap.cluster_of[account] = clusters[i]
-            if reasons[i]:
-                snap.link_reasons[account] = reasons[i]
+        snap._add_accounts(ids, matrix, accounts.column("cluster_id").to_pylist(),
+                           accounts.column("link_reasons").to_pylist())
         return snap
+
+    def _add_accounts(self, ids: Sequence[Any], values: Sequence[Any], clusters: Sequence[Any],
+                      reasons: Sequence[Any]) -> None:
+        for account, vector, cluster, reason in zip(ids, values, clusters, reasons, strict=True):
+            account = str(account)
+            self.values[account] = np.asarray(vector, dtype=np.float64)
+            if cluster is not None:
+                self.cluster_of[account] = str(cluster)
+            if reason:
+                self.link_reasons[account] = str(reason)
 
 
 class OnlineDetector:
@@ -248,11 +255,12 @@ class OnlineDetector:
     def watch_links(self, folder: Path) -> None:
         """Use the cluster snapshot in `folder` (written by `analyze --out DIR` as DIR/links) and
         reload it whenever it is rewritten, checked at most every `LINKS_CHECK_SECONDS`."""
-        self._links_path = folder
-        self._links_mtime = (folder / "snapshot.json").stat().st_mtime if (folder / "snapshot.json").exists() else None
-        if self._links_mtime is None:
-            raise InputError(f"{folder}: no cluster snapshot here (expected snapshot.json from analyze)")
+        try:
+            mtime = (folder / "snapshot.json").stat().st_mtime
+        except OSError:
+            raise InputError(f"{folder}: no cluster snapshot here (expected snapshot.json from analyze)") from None
         self.use_links(LinkSnapshot.read(folder))
+        self._links_path, self._links_mtime = folder, mtime
         self._links_checked = time.monotonic()
 
     def _maybe_reload_links(self) -> None:
@@ -304,11 +312,7 @@ class OnlineDetector:
             nonlocal before, state
             state = AccountState.from_bytes(blob) if blob else AccountState()
             before = state.n
-            if with_usage:
-                state.update(row, self.releases)
-            else:
-                state.update({**row, "input_tokens": None, "output_tokens": None, "stop_reason": None},
-                             self.releases)
+            state.update(row, self.releases, usage=with_usage)
             return state.to_bytes()
 
         self.store.update(account, fold)
@@ -380,8 +384,7 @@ class OnlineDetector:
     # -- snapshots ---------------------------------------------------------------------------------
     def set_links(self, snapshot: LinkSnapshot, now_ts: int) -> None:
         """Swap in a new linking pass; cluster risk is the mean current risk of its members."""
-        self.links = snapshot
-        self._reasons.clear()
+        self.use_links(snapshot)
         members = list(snapshot.cluster_of)
         table = self.feature_table(members, now_ts)
         risks = score_table(table, self.model, self.threshold).column("risk").to_pylist()
@@ -395,10 +398,6 @@ class OnlineDetector:
         """Swap in a snapshot that carries its own cluster risks (a gateway loading `analyze`'s)."""
         self.links = snapshot
         self._reasons.clear()
-
-    def risky_clusters(self) -> list[str]:
-        """Clusters whose members new accounts may be attached to (see `linking.attach`)."""
-        return [c for c, risk in self.links.cluster_risk.items() if risk >= ATTACH_MIN_CLUSTER_RISK]
 
     def feature_table(self, accounts: Sequence[str], now_ts: int) -> pa.Table:
         """Model features of the given accounts that have state, with their cluster columns, in the

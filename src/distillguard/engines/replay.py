@@ -20,14 +20,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillguard.behaviour.online import utc_iso
 from distillguard.engines.local import load_side_tables, load_signals, open_store
 from distillguard.engines.online import LinkSnapshot, OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink
 from distillguard.linking import LinkResult, link_accounts
-from distillguard.linking.attach import cluster_keys
 from distillguard.policy.decision import Decision, severity
 from distillguard.progress import track
 from distillguard.schema import ACTIONS_CSV_HEADER
@@ -137,8 +135,7 @@ def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Calla
         link = link_accounts(con)
         detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
         if detector.attach:
-            clustered = link.accounts.filter(pc.is_valid(link.accounts["cluster_id"]))
-            detector.links.key_index = cluster_keys(con, clustered, detector.risky_clusters())
+            detector.links.index_keys(con, link.accounts)
         return link
 
     return relink

@@ -43,7 +43,8 @@ _KINDS: tuple[tuple[str, str], ...] = (
 def cluster_keys(con: duckdb.DuckDBPyConnection, members: pa.Table, clusters: Iterable[str]) -> dict[tuple[str, str], str]:
     """Distinctive keys of the given clusters over the `signals` table: (kind, key) -> cluster id.
 
-    `members` has `account_id` and `cluster_id` for every clustered account."""
+    `members` has `account_id` and `cluster_id` (null for unclustered accounts, which count as
+    outsiders only through `signals`)."""
     wanted = sorted(set(clusters))
     if not wanted or members.num_rows == 0:
         return {}
