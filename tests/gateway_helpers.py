@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -67,6 +67,13 @@ class ScriptedDetector:
 
     def complete(self, record: dict[str, Any]) -> None:
         self.completed.append(dict(record))
+
+    def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]:
+        return [self.assess(record, now) for record in records]
+
+    def complete_many(self, records: Sequence[dict[str, Any]]) -> None:
+        for record in records:
+            self.complete(record)
 
     def completion(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """The completed record of a request, waiting for it (streams complete after the client is done)."""

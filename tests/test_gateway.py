@@ -6,6 +6,7 @@ the stand-in echoes what it received (`x-standin-max-tokens`, `x-standin-reasoni
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -27,8 +28,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from distillguard.errors import InputError
-from distillguard.gateway.app import GatewayConfig, client_ip, create_app, parse_networks, upstream_headers
-from distillguard.gateway.keys import KeyMap, RedactingFilter, extract_api_key, redact
+from distillguard.gateway.app import (
+    Coalescer,
+    GatewayConfig,
+    client_ip,
+    create_app,
+    new_metrics,
+    parse_networks,
+    upstream_headers,
+)
+from distillguard.gateway.keys import KeyMap, RedactingFilter, extract_api_key, identify, redact
 from distillguard.gateway.standin import create_standin_app, reply_words
 from distillguard.gateway.translate import (
     ANTHROPIC,
@@ -752,3 +761,65 @@ def test_openai_reasoning_only_chunks_are_dropped() -> None:
     assert stripper.transform(plain) == plain.raw
     done = parse_event(b"data: [DONE]\n\n")
     assert stripper.transform(done) == done.raw
+
+
+class CountingDetector(ScriptedDetector):
+    """Records the size of every call, to see how requests were coalesced."""
+
+    def __init__(self, decisions: dict[str, Decision] | None = None) -> None:
+        super().__init__(decisions)
+        self.calls: list[int] = []
+
+    def assess_many(self, records: Any, now: float) -> list[Decision]:
+        self.calls.append(len(records))
+        return super().assess_many(records, now)
+
+
+def test_requests_arriving_together_are_assessed_in_one_call_in_order() -> None:
+    decisions = {f"acct-{i}": Decision(action="throttle" if i % 3 else "allow", rule=f"r{i}") for i in range(10)}
+    detector = CountingDetector(decisions)
+
+    async def run(max_batch: int) -> list[Decision]:
+        coalescer = Coalescer(detector, new_metrics(), max_batch=max_batch)
+        records = [{"account_id": f"acct-{i}", "request_id": str(i)} for i in range(10)]
+        return await asyncio.gather(*(coalescer.assess(record) for record in records))
+
+    assert [d.rule for d in asyncio.run(run(256))] == [f"r{i}" for i in range(10)]
+    assert detector.calls == [10]
+    assert [r["request_id"] for r in detector.assessed] == [str(i) for i in range(10)]
+    detector.calls.clear()
+    assert [d.rule for d in asyncio.run(run(4))] == [f"r{i}" for i in range(10)]
+    assert detector.calls == [4, 4, 2]
+
+
+def test_a_detector_fault_fails_open_for_the_whole_batch() -> None:
+    async def run() -> list[Decision]:
+        coalescer = Coalescer(FaultyDetector(), new_metrics())
+        coalescer.complete({"account_id": "a"})  # its failure is logged, not raised
+        return await asyncio.gather(*(coalescer.assess({"account_id": f"a{i}"}) for i in range(3)))
+
+    assert [(d.action, d.rule) for d in asyncio.run(run())] == [("allow", "detector-error")] * 3
+
+
+def test_concurrent_requests_through_the_online_detector_are_all_counted(upstream: ServerThread) -> None:
+    from distillguard.behaviour.online import AccountState
+    from distillguard.engines.online import OnlineDetector
+
+    detector = OnlineDetector.create()
+    keys = [f"sk-concurrent-{i}" for i in range(8)]
+
+    async def burst(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            calls = [client.post("/v1/chat/completions", json=openai_body(), headers={"authorization": f"Bearer {key}"})
+                     for key in keys for _ in range(5)]
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    with ServerThread(create_app(GatewayConfig(upstream=upstream.url), detector)) as server:
+        assert asyncio.run(burst(server.url)) == [200] * 40
+        metrics = httpx.get(f"{server.url}/metrics").text
+    batches = {s.name: s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name.startswith("distillguard_assess_batch_size")}
+    assert batches["distillguard_assess_batch_size_sum"] == 40
+    states = [AccountState.from_bytes(blob) for blob in detector.store.get_many(
+        [identify(key, None).account_id for key in keys])]
+    assert [state.n for state in states] == [5] * 8

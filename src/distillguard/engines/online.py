@@ -173,6 +173,20 @@ class LinkSnapshot:
                 self.link_reasons[account] = str(reason)
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """One exchange folded into its account: what its assessment needs besides the model's logit."""
+
+    account: str
+    n: int
+    before: int
+    x: np.ndarray
+    link: np.ndarray | None
+    cluster_id: str | None
+    cluster_risk: float
+    request_signals: frozenset[str]
+
+
 class OnlineDetector:
     """Assess exchanges one at a time; see the module docstring."""
 
@@ -279,30 +293,59 @@ class OnlineDetector:
     # -- the gateway's interface -----------------------------------------------------------------
     def assess(self, record: dict[str, Any], now: float) -> Decision:
         """Decide on a request (a contract record without response fields) as it arrives."""
-        row = exchange_signals(rows_to_batch([exchange_row(record)])).to_pylist()[0]
-        row["ts"] = int(record["ts"])
-        return self.observe(row, now, with_usage=False)
+        return self.assess_many([record], now)[0]
+
+    def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]:
+        """`assess` for requests that arrived together, in order: one pass of the signal code over
+        them all and one model call, which costs a fraction of one call per request."""
+        if not records:
+            return []
+        rows = exchange_signals(rows_to_batch([exchange_row(record) for record in records])).to_pylist()
+        for row, record in zip(rows, records, strict=True):
+            row["ts"] = int(record["ts"])
+        return [decision for decision, _ in self.observe_many(rows, [now] * len(rows), with_usage=False)]
 
     def complete(self, record: dict[str, Any]) -> None:
         """Add the response's usage once it has ended (streamed or not)."""
+        self.complete_many([record])
 
-        def add(blob: bytes | None) -> bytes:
-            state = AccountState.from_bytes(blob) if blob else AccountState()
-            state.add_usage(record.get("input_tokens"), record.get("output_tokens"), record.get("stop_reason"))
-            return state.to_bytes()
+    def complete_many(self, records: Sequence[dict[str, Any]]) -> None:
+        """`complete` for several answers: one state update per account."""
+        by_account: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_account.setdefault(str(record["account_id"]), []).append(record)
+        for account, done in by_account.items():
 
-        self.store.update(str(record["account_id"]), add)
+            def add(blob: bytes | None, done: list[dict[str, Any]] = done) -> bytes:
+                state = AccountState.from_bytes(blob) if blob else AccountState()
+                for record in done:
+                    state.add_usage(record.get("input_tokens"), record.get("output_tokens"),
+                                    record.get("stop_reason"))
+                return state.to_bytes()
+
+            self.store.update(account, add)
 
     # -- shared by gateway and replay ------------------------------------------------------------
     def observe(self, row: Mapping[str, Any], now: float, *, with_usage: bool = True) -> Decision:
         """Fold one signals row (`ts` in epoch ms) into its account and decide on it."""
-        return self.observe_counted(row, now, with_usage=with_usage)[0]
+        return self.observe_many([row], [now], with_usage=with_usage)[0][0]
 
-    def observe_counted(
-        self, row: Mapping[str, Any], now: float, *, with_usage: bool = True
-    ) -> tuple[Decision, int]:
-        """`observe`, also returning how many exchanges the account had made before this one."""
+    def observe_many(
+        self, rows: Sequence[Mapping[str, Any]], nows: Sequence[float], *, with_usage: bool = True
+    ) -> list[tuple[Decision, int]]:
+        """Fold signals rows into their accounts in order and decide on each, returning with every
+        decision how many exchanges the account had made before. Each row is assessed on the state
+        its own update left, exactly as if the rows came one at a time; only the model evaluation is
+        shared, one call for all rows."""
         self._maybe_reload_links()
+        seen = [self._fold(row, with_usage) for row in rows]
+        if not seen:
+            return []
+        logits = self.model.logit(np.vstack([s.x for s in seen]))
+        return [(self.policy.decide(self._assessment(s, float(logit)), now, self.buckets), s.before)
+                for s, logit, now in zip(seen, logits, nows, strict=True)]
+
+    def _fold(self, row: Mapping[str, Any], with_usage: bool) -> _Seen:
         account = str(row["account_id"])
         before = 0
         state = AccountState()
@@ -320,30 +363,32 @@ class OnlineDetector:
             cluster = match_cluster(row, self.links.key_index)
             if cluster is not None:
                 self.links.attach(account, cluster)
-        assessment = self.assess_state(account, state, int(row["ts"]), before,
-                                       frozenset(c for c in ELICITATION_COLUMNS if (row.get(c) or 0) > 0.5))
-        return self.policy.decide(assessment, now, self.buckets), before
+        cluster_id = self.links.cluster_of.get(account)
+        return _Seen(
+            account=account,
+            n=state.n,
+            before=before,
+            x=self.feature_row(account, state, int(row["ts"])),
+            link=self.links.values.get(account),
+            cluster_id=cluster_id,
+            cluster_risk=self.links.cluster_risk.get(cluster_id, 0.0) if cluster_id else 0.0,
+            request_signals=frozenset(c for c in ELICITATION_COLUMNS if (row.get(c) or 0) > 0.5),
+        )
 
-    def assess_state(
-        self, account: str, state: AccountState, ts: int, before: int, request_signals: frozenset[str]
-    ) -> Assessment:
-        x = self.feature_row(account, state, ts)
-        logit = float(self.model.logit(x[None, :])[0])
-        watch = self.links.values.get(account)
-        if watch is not None and watch[-1] > 0:
+    def _assessment(self, seen: _Seen, logit: float) -> Assessment:
+        if seen.link is not None and seen.link[-1] > 0:
             logit += WATCHLIST_LOGODDS
         risk = float(1.0 / (1.0 + np.exp(-logit)))
         flagged = risk > self.threshold
-        cluster = self.links.cluster_of.get(account)
         return Assessment(
-            account_id=account,
+            account_id=seen.account,
             risk=risk,
             flagged=bool(flagged),
-            reasons=self._reasons_for(account, state.n, x, flagged, watch),
-            cluster_id=cluster,
-            cluster_risk=self.links.cluster_risk.get(cluster, 0.0) if cluster else 0.0,
-            n_exchanges=before,
-            request_signals=request_signals,
+            reasons=self._reasons_for(seen.account, seen.n, seen.x, flagged, seen.link),
+            cluster_id=seen.cluster_id,
+            cluster_risk=seen.cluster_risk,
+            n_exchanges=seen.before,
+            request_signals=seen.request_signals,
         )
 
     def feature_row(self, account: str, state: AccountState, ts: int) -> np.ndarray:

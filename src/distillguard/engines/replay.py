@@ -1,8 +1,8 @@
 """`replay`: the online engine run over a log in time order, as the gateway would have seen it.
 
 Signals are computed in bulk first (they are a pure function of each exchange, so computing them
-ahead changes nothing), then exchanges are fed to `OnlineDetector.observe` one at a time in
-timestamp order. Every `relink_hours` of traffic, linking runs over the last `window_hours` of
+ahead changes nothing), then exchanges are fed to `OnlineDetector.observe_many` in timestamp
+order (in chunks; each exchange is decided on the state its own update left, as if one at a time). Every `relink_hours` of traffic, linking runs over the last `window_hours` of
 traffic seen so far and its snapshot is swapped in, as a deployment would refresh clusters from a
 batch job over recent logs (the window keeps each refresh's cost bounded; a campaign that is still
 running is in it). After the last exchange, one more pass links the whole log, so the final
@@ -26,7 +26,7 @@ from distillguard.engines.local import load_side_tables, load_signals, open_stor
 from distillguard.engines.online import LinkSnapshot, OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink
 from distillguard.linking import LinkResult, link_accounts
-from distillguard.policy.decision import Decision, severity
+from distillguard.policy.decision import severity
 from distillguard.progress import track
 from distillguard.schema import ACTIONS_CSV_HEADER
 from distillguard.scoring.assign import CLUSTERS_SCHEMA, score_accounts
@@ -89,17 +89,21 @@ def replay(
     ordered = con.cursor().sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals_all ORDER BY ts, request_id")
     with track("replaying exchanges", total=result.n_exchanges, quiet=quiet) as bar:
         for batch in ordered.to_arrow_reader(_BATCH_ROWS):
-            for row in batch.to_pylist():
+            rows = batch.to_pylist()
+            # Rows between two relinks are observed together: the same decisions as one at a time.
+            start = 0
+            for i, row in enumerate(rows):
                 ts = last_ts = row["ts"]
                 if relink is not None:
                     if next_link is None:
                         next_link = ts + step_ms
                     elif ts >= next_link:
+                        _observe(detector, rows[start:i], result, seen)
+                        start = i
                         relink(ts, ts - int(window_hours * 3_600_000))
                         result.relinks += 1
                         next_link = ts + step_ms
-                decision, before = detector.observe_counted(row, ts / 1000.0)
-                _record(result, row["account_id"], decision, ts, before, seen)
+            _observe(detector, rows[start:], result, seen)
             bar.advance(batch.num_rows)
     result.n_accounts = len(seen)
     # A final linking pass over the whole log: the end state a deployment reaches after its next
@@ -113,16 +117,18 @@ def replay(
     return result
 
 
-def _record(
-    result: ReplayResult, account: str, decision: Decision, ts: int, before: int, seen: set[str]
-) -> None:
-    seen.add(account)
-    result.decisions[decision.action] = result.decisions.get(decision.action, 0) + 1
-    result.refused += decision.refused
-    if severity(decision.action) > 0:
-        key = (account, decision.action)
-        if key not in result.actions:
-            result.actions[key] = FirstAction(ts, before)
+def _observe(detector: OnlineDetector, rows: list[dict], result: ReplayResult, seen: set[str]) -> None:
+    """Observe rows in time order (each at its own timestamp) and record the first of each action."""
+    decided = detector.observe_many(rows, [row["ts"] / 1000.0 for row in rows])
+    for row, (decision, before) in zip(rows, decided, strict=True):
+        account = row["account_id"]
+        seen.add(account)
+        result.decisions[decision.action] = result.decisions.get(decision.action, 0) + 1
+        result.refused += decision.refused
+        if severity(decision.action) > 0:
+            key = (account, decision.action)
+            if key not in result.actions:
+                result.actions[key] = FirstAction(row["ts"], before)
 
 
 def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[..., LinkResult]:
