@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from distillguard.gateway.server import uvicorn_config
 from distillguard.policy.decision import Decision
 
 LOCALHOST = "127.0.0.1"
@@ -19,8 +20,8 @@ class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1:<free port> until the context exits."""
 
     def __init__(self, app: Any, **options: Any) -> None:
-        config = uvicorn.Config(
-            app, host=LOCALHOST, port=0, http="h11", proxy_headers=False, lifespan="on",
+        config = uvicorn_config(
+            app, LOCALHOST, 0, lifespan="on",
             log_config=None,  # leave logging alone, so records reach pytest's caplog
             log_level=options.pop("log_level", "info"), timeout_graceful_shutdown=2, **options,
         )

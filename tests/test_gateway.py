@@ -7,6 +7,7 @@ the stand-in echoes what it received (`x-standin-max-tokens`, `x-standin-reasoni
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -823,3 +824,26 @@ def test_concurrent_requests_through_the_online_detector_are_all_counted(upstrea
     states = [AccountState.from_bytes(blob) for blob in detector.store.get_many(
         [identify(key, None).account_id for key in keys])]
     assert [state.n for state in states] == [5] * 8
+
+
+@pytest.mark.parametrize("size", [20_000, 200_000, 4_000_000])
+def test_oversized_request_heads_get_400_and_a_closed_connection(upstream: ServerThread, size: int) -> None:
+    detector = ScriptedDetector()
+    with ServerThread(create_app(GatewayConfig(upstream=upstream.url), detector)) as server:
+        ok = post(server.url, OPENAI, openai_body(), headers={"x-padding": "a" * 8_000})
+        assert ok.status_code == 200
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-big\r\n"
+                    f"x-padding: {'a' * size}\r\ncontent-length: 2\r\n\r\n{{}}").encode()
+            with contextlib.suppress(OSError):  # the server may close before it has all of it
+                sock.sendall(head)
+            answer = b""
+            # Closing with the rest of the head unread makes the kernel reset the connection, which
+            # can overtake the 400: either way the head was refused without being buffered.
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400") or (size > 100_000 and not answer), answer[:100]
+        # The refused request never reached the app, and the next one is served.
+        assert all(r["api_key_id"] != identify("sk-big", None).api_key_id for r in detector.assessed)
+        assert post(server.url, OPENAI, openai_body()).status_code == 200

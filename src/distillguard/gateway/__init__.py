@@ -2,6 +2,10 @@
 policy decisions inline (CONTRACT section 4), and a stand-in upstream for tests and demos.
 
 `app` (the proxy), `translate` (pure wire-format work), `keys` (API keys and accounts), `standin`
-(the stand-in provider) and `command` (the `gateway` and `standin` commands). Submodules are not
-imported here so that importing one piece does not pull in the web stack.
+(the stand-in provider), `server` (uvicorn settings) and `command` (the `gateway` and `standin`
+commands). Submodules are not imported here so that importing one piece does not pull in the web
+stack.
 """
+
+# Largest request line and headers accepted, in bytes (`--max-header-bytes`).
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from distillguard.errors import InputError
+from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
 
-DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_MAX_CONCURRENCY = 256
 
 
@@ -18,24 +18,10 @@ def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: 
     import uvicorn
 
     from distillguard.gateway.keys import install_log_redaction
+    from distillguard.gateway.server import uvicorn_config
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        # h11 is the implementation whose header limit is configurable: headers larger than
-        # h11_max_incomplete_event_size are refused with 400 before the app sees them.
-        http="h11",
-        h11_max_incomplete_event_size=max_header_bytes,
-        # Client addresses are resolved by the gateway itself, from --trusted-proxy only.
-        proxy_headers=False,
-        server_header=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-        # Above this many open requests uvicorn answers 503 at once: an overloaded gateway sheds load
-        # instead of working on requests whose clients have already given up.
-        limit_concurrency=max_concurrency,
-    )
+    config = uvicorn_config(app, host, port, log_level=log_level, max_header_bytes=max_header_bytes,
+                            max_concurrency=max_concurrency)
     # uvicorn configures its loggers when the Config is built: redaction goes on after that.
     install_log_redaction()
     uvicorn.Server(config).run()
@@ -74,8 +60,8 @@ def gateway_command(
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body accepted (413 above).")] = 1 << 20,
     max_header_bytes: Annotated[
         int,
-        typer.Option("--max-header-bytes", help="Largest request head (line and headers) accepted: uvicorn's "
-                                                "h11_max_incomplete_event_size (400 above)."),
+        typer.Option("--max-header-bytes", help="Largest request head (line and headers) accepted "
+                                                "(400 above)."),
     ] = DEFAULT_MAX_HEADER_BYTES,
     upstream_timeout: Annotated[
         float, typer.Option("--upstream-timeout", help="Seconds the upstream may stay silent before a 504.")
