@@ -93,13 +93,16 @@ def test_memory_store_rejects_bad_input() -> None:
 # ------------------------------------------------------------------ redis
 
 
-def _worker(url: str, key: str, n: int, start: Any, out: Any) -> None:
+def _worker(url: str, key: str, n: int, start: Any, out: Any, batch_with: str | None = None) -> None:
     # Runs in a spawned process with its own client, as a separate gateway replica would.
     client = redis.Redis.from_url(url)
     store = RedisStore(client)
     start.wait(30)  # both processes begin together, so their updates really interleave
     for _ in range(n):
-        store.update(key, increment)
+        if batch_with is None:
+            store.update(key, increment)
+        else:
+            store.update_many({key: increment, batch_with: increment})
     out.put(store.conflicts)
     client.close()
 
@@ -116,6 +119,30 @@ def test_redis_store_two_processes_lose_no_update(redis_client: redis.Redis, red
         p.join(timeout=30)
         assert p.exitcode == 0
     assert RedisStore(redis_client).get("acct-1") == b"400"
+
+
+def test_redis_store_batched_updates_lose_nothing_against_single_ones(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(redis_url, "acct-1", 200, start, out)),
+             ctx.Process(target=_worker, args=(redis_url, "acct-1", 200, start, out, "acct-2"))]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        out.get(timeout=30)
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert RedisStore(redis_client).get_many(["acct-1", "acct-2"]) == [b"400", b"200"]
+
+
+def test_memory_store_batched_updates() -> None:
+    store = MemoryStore(max_entries=10)
+    assert store.update_many({"a": increment, "b": increment}) == {"a": b"1", "b": b"1"}
+    assert store.update_many({"a": increment}) == {"a": b"2"}
+    assert store.update_many({}) == {}
 
 
 def test_redis_store_retries_when_the_key_changes_underneath(

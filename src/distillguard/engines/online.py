@@ -19,7 +19,7 @@ import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,20 +310,22 @@ class OnlineDetector:
         self.complete_many([record])
 
     def complete_many(self, records: Sequence[dict[str, Any]]) -> None:
-        """`complete` for several answers: one state update per account."""
+        """`complete` for several answers: one state update per account, one store step for all."""
         by_account: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_account.setdefault(str(record["account_id"]), []).append(record)
-        for account, done in by_account.items():
 
-            def add(blob: bytes | None, done: list[dict[str, Any]] = done) -> bytes:
+        def adder(done: list[dict[str, Any]]) -> Callable[[bytes | None], bytes]:
+            def add(blob: bytes | None) -> bytes:
                 state = AccountState.from_bytes(blob) if blob else AccountState()
                 for record in done:
                     state.add_usage(record.get("input_tokens"), record.get("output_tokens"),
                                     record.get("stop_reason"))
                 return state.to_bytes()
 
-            self.store.update(account, add)
+            return add
+
+        self.store.update_many({account: adder(done) for account, done in by_account.items()})
 
     # -- shared by gateway and replay ------------------------------------------------------------
     def observe(self, row: Mapping[str, Any], now: float, *, with_usage: bool = True) -> Decision:
@@ -338,27 +340,31 @@ class OnlineDetector:
         its own update left, exactly as if the rows came one at a time; only the model evaluation is
         shared, one call for all rows."""
         self._maybe_reload_links()
-        seen = [self._fold(row, with_usage) for row in rows]
-        if not seen:
+        if not rows:
             return []
+        by_account: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_account.setdefault(str(row["account_id"]), []).append(i)
+        seen: list[_Seen] = [None] * len(rows)  # type: ignore[list-item]
+
+        def folder(account: str, indices: list[int]) -> Callable[[bytes | None], bytes]:
+            def fold(blob: bytes | None) -> bytes:
+                # Runs again when a concurrent replica wrote first: the last run is what counts.
+                state = AccountState.from_bytes(blob) if blob else AccountState()
+                for i in indices:
+                    before = state.n
+                    state.update(rows[i], self.releases, usage=with_usage)
+                    seen[i] = self._seen(account, rows[i], state, before)
+                return state.to_bytes()
+
+            return fold
+
+        self.store.update_many({account: folder(account, indices) for account, indices in by_account.items()})
         logits = self.model.logit(np.vstack([s.x for s in seen]))
         return [(self.policy.decide(self._assessment(s, float(logit)), now, self.buckets), s.before)
                 for s, logit, now in zip(seen, logits, nows, strict=True)]
 
-    def _fold(self, row: Mapping[str, Any], with_usage: bool) -> _Seen:
-        account = str(row["account_id"])
-        before = 0
-        state = AccountState()
-
-        def fold(blob: bytes | None) -> bytes:
-            # Runs again when a concurrent replica wrote first: the last run is the stored state.
-            nonlocal before, state
-            state = AccountState.from_bytes(blob) if blob else AccountState()
-            before = state.n
-            state.update(row, self.releases, usage=with_usage)
-            return state.to_bytes()
-
-        self.store.update(account, fold)
+    def _seen(self, account: str, row: Mapping[str, Any], state: AccountState, before: int) -> _Seen:
         if self.attach and self.links.key_index and account not in self.links.cluster_of:
             cluster = match_cluster(row, self.links.key_index)
             if cluster is not None:
