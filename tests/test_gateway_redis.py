@@ -106,6 +106,7 @@ def _start_all(servers: list[Server]) -> None:
 class Replicas:
     a: str
     b: str
+    workers: Server  # one `gateway --workers 2`
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,11 @@ def replicas(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         _start_all(servers)
         servers += [Server(name, gateway, work / f"{name}.log") for name in ("gateway-a", "gateway-b")]
+        # And one gateway run as two worker processes on one port.
+        servers.append(Server("gateway-workers", lambda p: [*gateway(p), "--workers", "2"],
+                              work / "gateway-workers.log"))
         _start_all(servers[1:])  # side by side: each takes seconds to load the detector
-        yield Replicas(servers[1].url, servers[2].url)
+        yield Replicas(servers[1].url, servers[2].url, servers[3])
     finally:
         for server in reversed(servers):
             server.stop()
@@ -200,3 +204,23 @@ def test_concurrent_requests_on_both_replicas_lose_no_update(replicas: Replicas,
     # interleaving between replicas; and the state update retried under contention loses no request.
     assert sorted(statuses) == [200] * BURST + [429] * (n - BURST)
     assert shared_state(redis_client, key).n == n
+
+
+def test_worker_processes_share_one_account_state(replicas: Replicas, redis_client: redis.Redis) -> None:
+    server = replicas.workers
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(workers) == 2, [Path(f"/proc/{c}/cmdline").read_bytes() for c in children]
+    key, n = unique_key("workers"), 16
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        statuses = list(pool.map(lambda _: chat(server.url, key).status_code, range(n)))
+    assert sorted(statuses) == [200] * BURST + [429] * (n - BURST)
+    assert shared_state(redis_client, key).n == n
+
+
+def test_several_workers_need_redis(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN), "gateway", "--upstream", "http://127.0.0.1:9", "--workers", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "--workers above 1 needs --redis" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,18 +15,57 @@ from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
 DEFAULT_MAX_CONCURRENCY = 256
 
 
+# Options of `gateway`, handed to each worker process when there are several (JSON, never pickle).
+WORKER_OPTIONS_ENV = "DISTILLGUARD_GATEWAY_OPTIONS"
+
+
 def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-           max_concurrency: int | None = None) -> None:
+           max_concurrency: int | None = None, workers: int = 1) -> None:
     import uvicorn
 
     from distillguard.gateway.keys import install_log_redaction
-    from distillguard.gateway.server import uvicorn_config
+    from distillguard.gateway.server import uvicorn_options
 
-    config = uvicorn_config(app, host, port, log_level=log_level, max_header_bytes=max_header_bytes,
-                            max_concurrency=max_concurrency)
+    options = uvicorn_options(log_level=log_level, max_header_bytes=max_header_bytes,
+                              max_concurrency=max_concurrency)
+    if workers > 1:
+        # One listening socket shared by worker processes; each builds its own gateway from
+        # WORKER_OPTIONS_ENV (and installs log redaction as it does).
+        uvicorn.run(app, host=host, port=port, workers=workers, factory=True, **options)
+        return
+    config = uvicorn.Config(app, host=host, port=port, **options)
     # uvicorn configures its loggers when the Config is built: redaction goes on after that.
     install_log_redaction()
     uvicorn.Server(config).run()
+
+
+def _gateway_app(options: dict[str, Any]) -> Any:
+    """The gateway app from the command's options (plain JSON types, so workers can rebuild it)."""
+    from distillguard.gateway.app import GatewayConfig, create_app
+    from distillguard.gateway.keys import KeyMap
+
+    try:
+        from distillguard.engines.online import OnlineDetector
+    except ImportError as exc:
+        raise InputError(f"the online detector is not available: {exc}") from None
+    path = {key: Path(value) if value is not None else None
+            for key, value in options.items() if key in ("policy", "accounts", "releases", "links", "audit")}
+    config = GatewayConfig(
+        upstream=options["upstream"],
+        max_body_bytes=options["max_body_bytes"],
+        trusted_proxies=tuple(options["trusted_proxy"]),
+        audit_path=path["audit"],
+        keymap=KeyMap.load(path["accounts"]) if path["accounts"] is not None else None,
+        upstream_timeout=options["upstream_timeout"],
+    )
+    detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
+                                     redis_url=options["redis"], links=path["links"], attach=options["attach"])
+    return create_app(config, detector)
+
+
+def worker_app() -> Any:
+    """uvicorn's app factory in each worker process of `gateway --workers N`."""
+    return _gateway_app(json.loads(os.environ[WORKER_OPTIONS_ENV]))
 
 
 def gateway_command(
@@ -70,35 +111,38 @@ def gateway_command(
         int, typer.Option("--max-concurrency", help="Open requests (including those waiting on the upstream) "
                                                     "above which new ones get 503.")
     ] = DEFAULT_MAX_CONCURRENCY,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes sharing the port (above 1 needs --redis); "
+                                            "about one per core.")
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the online gateway: a proxy in front of an OpenAI- or Anthropic-compatible API that
     throttles, degrades or blocks distillation campaigns as they run."""
-    # Imported here so that `distillguard --help` does not pay for the web stack and the detector.
-    from distillguard.gateway.app import GatewayConfig, create_app
-    from distillguard.gateway.keys import KeyMap
-
-    try:
-        from distillguard.engines.online import OnlineDetector
-    except ImportError as exc:
-        raise InputError(f"the online detector is not available: {exc}") from None
     if max_body_bytes < 1 or max_header_bytes < 1024:
         raise InputError("--max-body-bytes must be positive and --max-header-bytes at least 1024")
-    config = GatewayConfig(
-        upstream=upstream,
-        max_body_bytes=max_body_bytes,
-        trusted_proxies=tuple(trusted_proxy or ()),
-        audit_path=audit,
-        keymap=KeyMap.load(accounts) if accounts is not None else None,
-        upstream_timeout=upstream_timeout,
-    )
     if attach and links is None:
         raise InputError("--attach needs --links: new accounts are attached to the clusters of a snapshot")
-    detector = OnlineDetector.create(policy=policy, accounts=accounts, releases=releases, redis_url=redis,
-                                     links=links, attach=attach)
     if max_concurrency < 1:
         raise InputError("--max-concurrency must be positive")
-    _serve(create_app(config, detector), host, port, log_level, max_header_bytes, max_concurrency)
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    if workers > 1 and redis is None:
+        raise InputError("--workers above 1 needs --redis: the worker processes must share account state, "
+                         "or each would see only part of every account's traffic")
+    options = {
+        "upstream": upstream, "max_body_bytes": max_body_bytes, "trusted_proxy": list(trusted_proxy or ()),
+        "upstream_timeout": upstream_timeout, "redis": redis, "attach": attach,
+        **{key: str(value) if value is not None else None
+           for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),
+                              ("audit", audit))},
+    }
+    # Built here even with several workers: bad options and files fail once, with one line, at start.
+    app = _gateway_app(options)
+    if workers > 1:
+        os.environ[WORKER_OPTIONS_ENV] = json.dumps(options)
+        app = "distillguard.gateway.command:worker_app"
+    _serve(app, host, port, log_level, max_header_bytes, max_concurrency, workers)
 
 
 def standin_command(

@@ -26,17 +26,14 @@ class HeadTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    max_head_bytes = DEFAULT_MAX_HEADER_BYTES
+    """uvicorn's httptools protocol, limiting the request head to the size uvicorn's config gives
+    h11 (`h11_max_incomplete_event_size`), so both parsers take the same setting."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_head_bytes = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
         self._head_done = False
         self._head_bytes = 0
-
-    @classmethod
-    def limited_to(cls, max_head_bytes: int) -> type[BoundedHttpToolsProtocol]:
-        """This protocol with another limit (uvicorn instantiates the class it is given)."""
-        return type(cls.__name__, (cls,), {"max_head_bytes": max_head_bytes})
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -67,29 +64,28 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
 
 
-def uvicorn_config(
-    app: Any,
-    host: str,
-    port: int,
+def uvicorn_options(
     *,
     log_level: str = "info",
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_concurrency: int | None = None,
     **options: Any,
-) -> uvicorn.Config:
+) -> dict[str, Any]:
     """The uvicorn settings of every server the project runs (gateway, stand-in, tests)."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=BoundedHttpToolsProtocol.limited_to(max_header_bytes),
+    return {
+        "http": BoundedHttpToolsProtocol,
+        "h11_max_incomplete_event_size": max_header_bytes,
         # Client addresses are resolved by the gateway itself, from --trusted-proxy only.
-        proxy_headers=False,
-        server_header=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=options.pop("timeout_graceful_shutdown", 30),
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": options.pop("timeout_graceful_shutdown", 30),
         # Above this many open requests uvicorn answers 503 at once: an overloaded gateway sheds load
         # instead of working on requests whose clients have already given up.
-        limit_concurrency=max_concurrency,
+        "limit_concurrency": max_concurrency,
         **options,
-    )
+    }
+
+
+def uvicorn_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, **uvicorn_options(**options))
