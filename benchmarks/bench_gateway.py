@@ -58,6 +58,7 @@ DEFAULT_POLICY = ROOT / "policies" / "default.yaml"
 # Low steps first: on a small or busy machine the interesting limit may be well under 250 req/s.
 DEFAULT_STEPS = (25, 50, 75, 100, 150, 200, 250, 375, 500, 750, 1000, 1500, 2000, 3000)
 REQUEST_TIMEOUT_S = 10.0
+BATCH_METRIC = "distillguard_assess_batch_size"
 HEALTH_TIMEOUT_S = 60.0
 START_ATTEMPTS = 3
 MAX_BODY_BYTES = 64 * 1024  # prompts longer than this are skipped: not what this benchmark is about
@@ -210,7 +211,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['platform']}, {m['cpu_count']} CPUs, Python {m['python']}; {summary['date']}; "
         f"load average at start {m['loadavg_start']} (other processes share the machine)",
-        f"state: {cfg['state']}; {cfg['keys']:,} API keys, {cfg['bodies']} request bodies "
+        f"state: {cfg['state']}, {cfg.get('workers', 1)} gateway worker(s); {cfg['keys']:,} API keys, {cfg['bodies']} request bodies "
         f"({cfg['stream_share']:.0%} streamed); stand-in latency {cfg['standin_latency_ms']} ms; "
         f"warm-up {cfg['warmup']} s, measured {cfg['seconds']} s at {cfg['rate']} req/s (open loop)",
         "",
@@ -258,14 +259,15 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{cfg['p99_bound_ms']:.0f} ms, no errors, achieved ≥ {HELD_ACHIEVED_SHARE:.0%} of target):",
             "",
             "| req/s target | req/s achieved | p50 ms | p99 ms | errors | refused (policy) | generator lag p99 ms "
-            "| gateway CPU ms/req | held |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| gateway CPU ms/req | requests per assessment | held |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in steps["steps"]:
             lines.append(
                 f"| {f['target_rate']:.0f} | {f['achieved_rate']:.1f} | {_ms(f['p50_ms'])} | {_ms(f['p99_ms'])} "
                 f"| {f['errors']} | {f['refused_by_policy']} | {_ms(f['generator_lag_p99_ms'])} "
-                f"| {_ms(f.get('server_cpu_ms_per_request'))} | {'yes' if f['held'] else 'no'} |"
+                f"| {_ms(f.get('server_cpu_ms_per_request'))} | {_ms(f.get('assess_batch_mean'))} "
+                f"| {'yes' if f['held'] else 'no'} |"
             )
         held = steps["max_sustained_rate"]
         lines.append(f"\n**max sustained rate: {held:.0f} req/s**" if held else
@@ -584,9 +586,15 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live descendants (a gateway's worker processes)."""
     # utime and stime are fields 14 and 15; the command name before them may contain spaces.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # exited meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 @contextlib.contextmanager
@@ -617,13 +625,13 @@ def prime(base: str, n: int) -> None:
                         json={"model": "lumen-2-flash", "messages": [{"role": "user", "content": f"hello {i}"}]})
 
 
-def overhead_seconds(base: str) -> tuple[float, float] | None:
-    """Sum and count of the gateway's own `distillguard_overhead_seconds` histogram."""
+def overhead_seconds(base: str, metric: str = "distillguard_overhead_seconds") -> tuple[float, float] | None:
+    """Sum and count of one of the gateway's histograms (with several workers: whichever answered)."""
     try:
         text = httpx.get(base + "/metrics", timeout=30).text
     except httpx.HTTPError:
         return None
-    return metric_sum_count(text, "distillguard_overhead_seconds")
+    return metric_sum_count(text, metric)
 
 
 def mean_ms(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
@@ -673,7 +681,7 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
     def start_gateway(name: str) -> tuple[subprocess.Popen[bytes], str]:
         return start_server(name, lambda p: [
             distillguard, "gateway", "--upstream", standin_url, "--port", str(p), "--log-level", "warning",
-            *policy, *(["--redis", redis_url] if redis_url else [])], logs, procs)
+            *policy, *(["--redis", redis_url] if redis_url else []), "--workers", str(args.workers)], logs, procs)
 
     gateway, gateway_url = start_gateway("gateway")
     rss_start = rss_bytes(gateway.pid)
@@ -707,7 +715,8 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
                     "python": platform.python_version(), "loadavg_start": loadavg_start},
         "config": {"rate": args.rate, "seconds": args.seconds, "warmup": args.warmup, "keys": args.keys,
                    "bodies": len(bodies), "stream_share": sum(streams) / len(bodies), "connections": args.connections,
-                   "state": "redis" if args.redis else "memory", "standin_latency_ms": args.standin_latency_ms,
+                   "state": "redis" if args.redis else "memory", "workers": args.workers,
+                   "standin_latency_ms": args.standin_latency_ms,
                    "policy": str(args.policy) if args.policy else "built-in",
                    "step_seconds": args.step_seconds, "p99_bound_ms": args.p99_bound_ms},
         "direct": direct, "gateway": through, "added": added_latency(direct, through), "memory": memory,
@@ -727,7 +736,11 @@ def max_rate(gen: LoadGenerator, pid: int, base: str, args: argparse.Namespace) 
     steps, held_rate = [], None
     for i, rate in enumerate(args.steps):
         print(f"max rate: {rate} req/s for {args.step_seconds} s ...", file=sys.stderr)
+        batches = overhead_seconds(base, BATCH_METRIC)
         figures, _ = measure(gen, pid, base, rate, 1.0, args.step_seconds, args, args.seed + 100 + i)
+        after = overhead_seconds(base, BATCH_METRIC)
+        if batches and after and after[1] > batches[1]:
+            figures["assess_batch_mean"] = (after[0] - batches[0]) / (after[1] - batches[1])
         figures["held"] = step_held(figures, args.p99_bound_ms)
         steps.append(figures)
         if not figures["held"]:
@@ -782,6 +795,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=256, help="generator's connection pool size")
     parser.add_argument("--standin-latency-ms", type=float, default=0.0, help="stand-in's delay per answer")
     parser.add_argument("--redis", action="store_true", help="gateway state in a real redis-server")
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (above 1 needs --redis)")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY if DEFAULT_POLICY.exists() else None)
     parser.add_argument("--max-rate", action=argparse.BooleanOptionalAction, default=True,
                         help="step the rate up through the gateway until it no longer holds")
@@ -798,6 +812,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--keys, --prompts and --connections must be positive (and not absurd)")
     if not 0 <= args.stream_share <= 1 or not args.steps or min(args.steps) <= 0:
         parser.error("--stream-share must be in [0, 1] and --steps positive rates")
+    if args.workers < 1 or (args.workers > 1 and not args.redis):
+        parser.error("--workers must be at least 1, and above 1 needs --redis")
     return args
 
 
