@@ -96,25 +96,42 @@ class Trees:
     value: np.ndarray  # float64, leaf value (log-odds)
     offsets: np.ndarray  # int64, len = n_trees + 1
 
+    def __post_init__(self) -> None:
+        # Derived once for `raw`: children as global node indices, leaves pointing at themselves (so
+        # a walk may run past a leaf and stay there), and the depth of the deepest tree.
+        tree_of = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
+        base = self.offsets[:-1][tree_of]
+        own = np.arange(len(self.feature), dtype=np.int64)
+        self._left = np.where(self.is_leaf, own, base + self.left).astype(np.int64)
+        self._right = np.where(self.is_leaf, own, base + self.right).astype(np.int64)
+        # Leaves compare against +inf (always "left", i.e. stay) on feature 0.
+        self._feature = np.where(self.is_leaf, 0, self.feature).astype(np.int64)
+        self._threshold = np.where(self.is_leaf, np.inf, self.threshold)
+        depth = np.zeros(len(self.feature), dtype=np.int64)
+        for t in range(len(self.offsets) - 1):  # parents precede their children within a tree
+            for i in range(self.offsets[t], self.offsets[t + 1]):
+                if not self.is_leaf[i]:
+                    depth[self._left[i]] = depth[self._right[i]] = depth[i] + 1
+        self._depth = int(depth.max()) if len(depth) else 0
+
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Sum of leaf values over all trees for each row of x.
 
-        All trees advance together, one level per step, so the cost is (depth x numpy calls) whatever
-        the number of trees: a single account (the gateway's case) scores in about 0.1 ms instead of
-        one numpy loop per tree."""
+        All trees of all rows advance together, one level per step, over flat arrays, so the cost is
+        (depth x a few numpy calls) whatever the number of trees: a single account (the gateway's
+        case) scores in well under a millisecond instead of one numpy loop per tree."""
         total = np.zeros(len(x))
-        roots = self.offsets[:-1]
+        n_trees = len(self.offsets) - 1
+        n_features = x.shape[1] if x.ndim == 2 else 0
         for lo in range(0, len(x), _ROWS_PER_STEP):
-            chunk = x[lo : lo + _ROWS_PER_STEP]
-            row = np.arange(len(chunk))[:, None]
-            node = np.broadcast_to(roots, (len(chunk), len(roots))).copy()
-            inner = ~self.is_leaf[node]
-            while inner.any():
-                go_left = chunk[row, self.feature[node]] <= self.threshold[node]
-                child = roots + np.where(go_left, self.left[node], self.right[node])
-                node = np.where(inner, child, node)
-                inner = ~self.is_leaf[node]
-            total[lo : lo + len(chunk)] = self.value[node].sum(axis=1)
+            chunk = np.ascontiguousarray(x[lo : lo + _ROWS_PER_STEP], dtype=np.float64)
+            flat = chunk.reshape(-1)
+            row_base = np.repeat(np.arange(len(chunk), dtype=np.int64) * n_features, n_trees)
+            node = np.tile(self.offsets[:-1], len(chunk))
+            for _ in range(self._depth):
+                go_left = flat[row_base + self._feature[node]] <= self._threshold[node]
+                node = np.where(go_left, self._left[node], self._right[node])
+            total[lo : lo + len(chunk)] = self.value[node].reshape(len(chunk), n_trees).sum(axis=1)
         return total
 
     @classmethod
