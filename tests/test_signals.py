@@ -73,3 +73,29 @@ def test_ip_prefixes():
     assert ip_prefix("203.0.113.7") == "203.0.113.0/24"
     assert ip_prefix("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
     assert ip_prefix("not an ip") is None
+
+
+def test_row_path_gives_the_batch_values_on_simulated_traffic(tmp_path):
+    """The gateway's Arrow-free entry point must agree exactly with `exchange_signals`."""
+    import gzip
+    import json
+
+    from distillguard.signals.exchange import exchange_signal_rows
+    from distillguard.sim import simulate
+
+    simulate("small", 11, tmp_path, scale=0.03, quiet=True)
+    with gzip.open(tmp_path / "exchanges.jsonl.gz", "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f][:3000]
+    records += [  # shapes the simulator may not produce
+        record(9001, "edge", [{"role": "assistant", "content": "no user turn at all"}]),
+        record(9002, "edge", [{"role": "user", "content": ""}], system="Be brief.", tools=[]),
+        record(9003, "edge", [{"role": "user", "content": "first"}, {"role": "tool", "content": None},
+                              {"role": "user", "content": "second"}], ip="not-an-ip"),
+    ]
+    rows = [exchange_row(r) for r in records]
+    expected = exchange_signals(rows_to_batch(rows)).to_pylist()
+    got = exchange_signal_rows(rows)
+    assert len(got) == len(expected) == len(records)
+    for want, have in zip(expected, got, strict=True):
+        assert have["ts"] == int(want["ts"].timestamp() * 1000)
+        assert {k: v for k, v in have.items() if k != "ts"} == {k: v for k, v in want.items() if k != "ts"}

@@ -1,11 +1,12 @@
 """The online engine: one exchange in, one decision out, with the batch analysis's signals and scores.
 
 `OnlineDetector` is what the gateway and `replay` share. For each exchange it computes the exchange
-signals (`signals.exchange_signals`, the batch code on a batch of one, or a precomputed row in
-replay), folds them into the account's `AccountState` (an atomic update in the state store, so
-gateway replicas sharing Redis see one account), reads the account features, adds its cluster's
-features from the latest `LinkSnapshot`, scores with the same `AccountModel` as `analyze`, and asks
-the `Policy` for a decision.
+signals (the batch signal code through its Arrow-free entry point `signals.exchange_signal_rows`,
+or a precomputed row in replay), folds them into the account's `AccountState` (an atomic update in
+the state store, so gateway replicas sharing Redis see one account), reads the account features,
+adds its cluster's features from the latest `LinkSnapshot`, scores with the same `AccountModel` as
+`analyze`, and asks the `Policy` for a decision. Exchanges that arrive together are handled in one
+call (`assess_many`, `observe_many`): the same decisions as one at a time, for less work.
 
 Clusters are not recomputed per request: linking is a batch step (Leiden over the whole account
 graph). The snapshot it produces is swapped in whole, by `replay` every few hours of traffic and by
@@ -33,7 +34,6 @@ from distillguard.behaviour.online import AccountInfo, AccountState, Release, wi
 from distillguard.engines.state import MemoryStore, StateStore
 from distillguard.errors import InputError
 from distillguard.ingest.normalise import exchange_row
-from distillguard.ingest.reader import rows_to_batch
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, match_cluster
 from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
@@ -41,7 +41,7 @@ from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
 from distillguard.scoring.model import AccountModel
-from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signals
+from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
 DEFAULT_FPR_BUDGET = 0.001
 # Reason codes cost ~15 model evaluations; an account's reasons change slowly, so they are
@@ -263,7 +263,7 @@ class OnlineDetector:
         """Load the classifiers and compile the patterns now, not on the first customer's request."""
         probe = {"request_id": "warm-up", "ts": 1_767_225_600_000, "account_id": "warm-up", "model": "warm-up",
                  "messages": [{"role": "user", "content": "Explain step by step how to sort a list."}]}
-        exchange_signals(rows_to_batch([exchange_row(probe)]))
+        exchange_signal_rows([exchange_row(probe)])
         self.model.logit(self.model.typical[None, :])
 
     def watch_links(self, folder: Path) -> None:
@@ -297,12 +297,10 @@ class OnlineDetector:
 
     def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]:
         """`assess` for requests that arrived together, in order: one pass of the signal code over
-        them all and one model call, which costs a fraction of one call per request."""
+        them all (its Arrow-free entry point, which gives the same values) and one model call."""
         if not records:
             return []
-        rows = exchange_signals(rows_to_batch([exchange_row(record) for record in records])).to_pylist()
-        for row, record in zip(rows, records, strict=True):
-            row["ts"] = int(record["ts"])
+        rows = exchange_signal_rows([exchange_row(record) for record in records])
         return [decision for decision, _ in self.observe_many(rows, [now] * len(rows), with_usage=False)]
 
     def complete(self, record: dict[str, Any]) -> None:

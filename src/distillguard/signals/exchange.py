@@ -8,7 +8,9 @@ over record batches, the gateway calls it on a batch of one, a distributed engin
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -104,12 +106,12 @@ def request_prompts(batch: pa.RecordBatch) -> list[str]:
     return _conversation_shape(batch.column("messages"), batch.num_rows)[0]
 
 
-def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Per-exchange signals for a batch of `distillguard.schema.EXCHANGE_SCHEMA`."""
-    n = batch.num_rows
-    prompts, n_messages, n_user, n_tool = _conversation_shape(batch.column("messages"), n)
-    systems = batch.column("system").to_pylist()
-
+def _content_signals(
+    prompts: list[str], systems: list[str | None], n_tools: np.ndarray, n_images: np.ndarray
+) -> dict[str, Any]:
+    """The signals computed from each exchange's text, per exchange: numpy arrays, except
+    `sys_hash` (a list holding None where there is no system prompt). Both entry points use it."""
+    n = len(prompts)
     # Templates repeat: compute every text signal once per distinct (prompt, system) pair.
     index: dict[tuple[str, str | None], int] = {}
     row_to_unique = np.fromiter(
@@ -128,11 +130,29 @@ def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
     sys_hash = [sys_of.get(s) if s else None for s in u_systems]
     lsh = minhash_bands(skels)
     elicit = score_elicitation(u_prompts, u_systems)
+    out: dict[str, Any] = {
+        "prompt_chars": np.fromiter((len(p) for p in prompts), dtype=np.int32, count=n),
+        "capability": np.asarray(classify_capability(prompts, systems, n_tools, n_images), dtype=np.int8),
+        "skel_hash": skel_hash[row_to_unique],
+        "frame_hash": frame_hash[row_to_unique],
+        "tail_hash": tail_hash[row_to_unique],
+        "sys_hash": [sys_hash[i] for i in row_to_unique],
+        "lsh": lsh[row_to_unique],
+    }
+    for etype, col in zip(ELICITATION_TYPES, ELICITATION_COLUMNS, strict=True):
+        out[col] = np.asarray(elicit[etype], dtype=np.float32)[row_to_unique]
+    return out
 
+
+def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Per-exchange signals for a batch of `distillguard.schema.EXCHANGE_SCHEMA`."""
+    n = batch.num_rows
+    prompts, n_messages, n_user, n_tool = _conversation_shape(batch.column("messages"), n)
+    systems = batch.column("system").to_pylist()
     tools = batch.column("tools")
     n_tools = pc.fill_null(pc.list_value_length(tools), 0).to_numpy(zero_copy_only=False).astype(np.int32)
     n_images = pc.fill_null(batch.column("n_images"), 0).to_numpy(zero_copy_only=False).astype(np.int32)
-    capability = classify_capability(prompts, systems, n_tools, n_images)
+    content = _content_signals(prompts, systems, n_tools, n_images)
 
     ips = batch.column("ip").to_pylist()
     columns: dict[str, pa.Array] = {name: batch.column(name) for name in PASSTHROUGH}
@@ -141,14 +161,50 @@ def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
     columns["n_user"] = pa.array(n_user.astype(np.int32))
     columns["has_tool_turn"] = pa.array(n_tool > 0)
     columns["n_tools"] = pa.array(n_tools)
-    columns["prompt_chars"] = pa.array(np.fromiter((len(p) for p in prompts), dtype=np.int32, count=n))
-    for etype, col in zip(ELICITATION_TYPES, ELICITATION_COLUMNS, strict=True):
-        columns[col] = pa.array(np.asarray(elicit[etype], dtype=np.float32)[row_to_unique])
-    columns["capability"] = pa.array(np.asarray(capability, dtype=np.int8))
-    columns["skel_hash"] = pa.array(skel_hash[row_to_unique])
-    columns["frame_hash"] = pa.array(frame_hash[row_to_unique])
-    columns["tail_hash"] = pa.array(tail_hash[row_to_unique])
-    columns["sys_hash"] = pa.array([sys_hash[i] for i in row_to_unique], pa.int64())
-    lsh_rows = lsh[row_to_unique].reshape(-1)
-    columns["lsh"] = pa.FixedSizeListArray.from_arrays(pa.array(lsh_rows), LSH_BANDS)
+    for name in ("prompt_chars", *ELICITATION_COLUMNS, "capability", "skel_hash", "frame_hash", "tail_hash"):
+        columns[name] = pa.array(content[name])
+    columns["sys_hash"] = pa.array(content["sys_hash"], pa.int64())
+    columns["lsh"] = pa.FixedSizeListArray.from_arrays(pa.array(content["lsh"].reshape(-1)), LSH_BANDS)
     return pa.RecordBatch.from_arrays([columns[f.name] for f in SIGNALS_SCHEMA], schema=SIGNALS_SCHEMA)
+
+
+_FIELD = {name: i for i, name in enumerate(EXCHANGE_SCHEMA.names)}
+_PASSTHROUGH_INDEX = [(name, _FIELD[name]) for name in PASSTHROUGH]
+
+
+def exchange_signal_rows(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """`exchange_signals` for rows made by `ingest.normalise.exchange_row`, without Arrow: the same
+    values as ``exchange_signals(rows_to_batch(rows)).to_pylist()`` (tested), but `ts` stays epoch
+    milliseconds. Building and reading Arrow arrays costs about a millisecond per call whatever the
+    number of rows, which is most of the work for the gateway's few requests at a time."""
+    messages = [row[_FIELD["messages"]] for row in rows]
+    prompts = [_last_user_message(roles, contents) for roles, contents in messages]
+    systems = [row[_FIELD["system"]] for row in rows]
+    n_tools = np.fromiter((len(row[_FIELD["tools"]] or ()) for row in rows), dtype=np.int32, count=len(rows))
+    n_images = np.fromiter((row[_FIELD["n_images"]] or 0 for row in rows), dtype=np.int32, count=len(rows))
+    content = _content_signals(prompts, systems, n_tools, n_images)
+    columns = {name: content[name].tolist() for name in
+               ("prompt_chars", *ELICITATION_COLUMNS, "capability", "skel_hash", "frame_hash", "tail_hash", "lsh")}
+    out = []
+    for i, row in enumerate(rows):
+        roles = messages[i][0]
+        signals = {name: row[index] for name, index in _PASSTHROUGH_INDEX}
+        ip = signals["ip"]
+        signals |= {
+            "ip_prefix": ip_prefix(ip) if ip else None,
+            "n_messages": len(roles),
+            "n_user": roles.count("user"),
+            "has_tool_turn": "tool" in roles,
+            "n_tools": int(n_tools[i]),
+            "sys_hash": content["sys_hash"][i],
+            **{name: values[i] for name, values in columns.items()},
+        }
+        out.append(signals)
+    return out
+
+
+def _last_user_message(roles: Sequence[str], contents: Sequence[str | None]) -> str:
+    for role, content in zip(reversed(roles), reversed(contents), strict=True):
+        if role == "user":
+            return content or ""
+    return ""
