@@ -855,3 +855,25 @@ def test_oversized_request_heads_get_400_and_a_closed_connection(upstream: Serve
         # The refused request never reached the app, and the next one is served.
         assert all(r["api_key_id"] != identify("sk-big", None).api_key_id for r in detector.assessed)
         assert post(server.url, OPENAI, openai_body()).status_code == 200
+
+
+def test_upstream_cookies_never_reach_another_request() -> None:
+    """The gateway is not a browser: a cookie the upstream sets on one customer's answer must not be
+    sent upstream with anyone's next request (the client sees its own Set-Cookie, as from any proxy)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def echo_cookie(request: Any) -> JSONResponse:
+        response = JSONResponse({"id": "x", "object": "chat.completion", "choices": [],
+                                 "seen_cookie": request.headers.get("cookie")})
+        response.set_cookie("session", "for-the-first-caller-only")
+        return response
+
+    upstream_app = Starlette(routes=[Route("/v1/chat/completions", echo_cookie, methods=["POST"])])
+    with ServerThread(upstream_app) as cookie_upstream, \
+            ServerThread(create_app(GatewayConfig(upstream=cookie_upstream.url), ScriptedDetector())) as server:
+        first = post(server.url, OPENAI, openai_body(), key="sk-cookie-first")
+        assert first.status_code == 200 and "session=" in first.headers["set-cookie"]
+        second = post(server.url, OPENAI, openai_body(), key="sk-cookie-second")
+        assert second.status_code == 200 and second.json()["seen_cookie"] is None

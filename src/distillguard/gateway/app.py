@@ -459,10 +459,10 @@ def _upstream_failure(detail: str) -> Failed:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, detector: Detector, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: GatewayConfig, detector: Detector, upstream: httpx.AsyncBaseTransport) -> None:
         self.config = config
         self.detector = detector
-        self.client = client
+        self.upstream = upstream
         self.base_url = config.upstream.rstrip("/")
         self.networks = parse_networks(config.trusted_proxies)
         self.timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
@@ -529,9 +529,8 @@ class Gateway:
 
     async def _forward(self, ex: Exchange, request: Request, raw: bytes, strip: bool) -> Response | ProxyStream:
         url = self.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        upstream_request = self.client.build_request(
-            "POST", url, headers=upstream_headers(request.headers.raw), content=raw, timeout=self.timeout
-        )
+        upstream_request = httpx.Request("POST", url, headers=upstream_headers(request.headers.raw), content=raw,
+                                         extensions={"timeout": self.timeout.as_dict()})
         ex.overhead += time.perf_counter() - ex.started
         disconnected, reply = await run_until_disconnect(request.receive, lambda: self._call(upstream_request))
         if disconnected or reply is None:
@@ -559,7 +558,10 @@ class Gateway:
         """The upstream's reply, or why there is none. An open event stream is returned for the caller
         to relay and close; anything else is read whole here."""
         try:
-            response = await self.client.send(upstream_request, stream=True)
+            # Straight to the transport: a client would keep the upstream's cookies and send them
+            # with other customers' requests, and its redirect and auth handling has no place here.
+            response = await self.upstream.handle_async_request(upstream_request)
+            response.request = upstream_request
         except httpx.TimeoutException:
             return _timeout_failure()
         except httpx.HTTPError as exc:
@@ -699,21 +701,19 @@ class ProxyStream:
 # ---------------------------------------------------------------- the app
 
 
-def create_app(config: GatewayConfig, detector: Detector, upstream_client: httpx.AsyncClient | None = None) -> Starlette:
-    """The gateway as an ASGI app. A given `upstream_client` is used as is and left open; otherwise the
-    app makes its own and closes it at shutdown."""
+def create_app(config: GatewayConfig, detector: Detector, upstream: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The gateway as an ASGI app. A given `upstream` transport is used as is and left open; otherwise
+    the app makes its own connection pool and closes it at shutdown."""
     if not config.upstream.startswith(("http://", "https://")):
         raise InputError(f"--upstream must be an http:// or https:// URL, got {config.upstream!r}")
     if config.max_body_bytes < 1:
         raise InputError("--max-body-bytes must be at least 1")
     install_log_redaction()
-    client = upstream_client or httpx.AsyncClient(
-        timeout=httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout),
+    transport = upstream or httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=config.max_upstream_connections,
                             max_keepalive_connections=config.max_upstream_connections),
-        follow_redirects=False,
     )
-    gateway = Gateway(config, detector, client)
+    gateway = Gateway(config, detector, transport)
 
     async def chat_completions(request: Request) -> Response | ProxyStream:
         return await gateway.handle(OPENAI, request)
@@ -735,8 +735,8 @@ def create_app(config: GatewayConfig, detector: Detector, upstream_client: httpx
             yield
         finally:
             await gateway.aclose()
-            if upstream_client is None:
-                await client.aclose()
+            if upstream is None:
+                await transport.aclose()
 
     app = Starlette(
         routes=[
