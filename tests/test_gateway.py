@@ -776,36 +776,30 @@ class CountingDetector(ScriptedDetector):
         return super().assess_many(records, now)
 
 
-def test_requests_queued_behind_a_batch_are_assessed_together_in_order() -> None:
+def test_requests_arriving_together_are_assessed_in_one_call_in_order() -> None:
     decisions = {f"acct-{i}": Decision(action="throttle" if i % 3 else "allow", rule=f"r{i}") for i in range(10)}
     detector = CountingDetector(decisions)
 
     async def run(max_batch: int) -> list[Decision]:
         coalescer = Coalescer(detector, new_metrics(), max_batch=max_batch)
         records = [{"account_id": f"acct-{i}", "request_id": str(i)} for i in range(10)]
-        try:
-            return await asyncio.gather(*(coalescer.assess(record) for record in records))
-        finally:
-            coalescer.close()
+        return await asyncio.gather(*(coalescer.assess(record) for record in records))
 
-    # The first request finds the detector idle and goes alone; the nine that queued meanwhile go
-    # together (or in batches of at most max_batch); every request gets its own account's decision.
+    # All ten arrive in one turn of the loop: one call (or batches of at most max_batch), in order,
+    # and every request gets its own account's decision.
     assert [d.rule for d in asyncio.run(run(256))] == [f"r{i}" for i in range(10)]
-    assert detector.calls == [1, 9]
+    assert detector.calls == [10]
     assert [r["request_id"] for r in detector.assessed] == [str(i) for i in range(10)]
     detector.calls.clear()
     assert [d.rule for d in asyncio.run(run(4))] == [f"r{i}" for i in range(10)]
-    assert detector.calls == [1, 4, 4, 1]
+    assert detector.calls == [4, 4, 2]
 
 
 def test_a_detector_fault_fails_open_for_the_whole_batch() -> None:
     async def run() -> list[Decision]:
         coalescer = Coalescer(FaultyDetector(), new_metrics())
         coalescer.complete({"account_id": "a"})  # its failure is logged, not raised
-        try:
-            return await asyncio.gather(*(coalescer.assess({"account_id": f"a{i}"}) for i in range(3)))
-        finally:
-            coalescer.close()
+        return await asyncio.gather(*(coalescer.assess({"account_id": f"a{i}"}) for i in range(3)))
 
     assert [(d.action, d.rule) for d in asyncio.run(run())] == [("allow", "detector-error")] * 3
 

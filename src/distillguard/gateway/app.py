@@ -20,7 +20,6 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -262,16 +261,14 @@ def new_metrics() -> Metrics:
 
 
 class Coalescer:
-    """Runs the detector on its own thread, one batch at a time, on every request that arrived
-    while the previous batch was being assessed.
+    """Hands the detector every request that arrived in one turn of the event loop at once.
 
     Detection costs far less per request on many requests than on one (one pass of the signal code
-    and one model call for all of them). With one batch in flight, batches size themselves to the
-    load: an idle gateway assesses each request as it comes, a busy one assesses together all that
-    queued meanwhile. Each request is still decided on the account state that includes it and every
-    request before it. The event loop keeps relaying answers while a batch is assessed, and all
-    detector calls happen on that one thread, so the detector needs no locking of its own.
-    Completions (usage read from answers) ride along with the next batch, nobody waiting for them.
+    and one model call for all of them), and a busy gateway has many requests arriving together: the
+    first one schedules a flush for the end of the current turn, the others join it. An idle gateway
+    sees batches of one and no added wait. Each request is still decided on the account state that
+    includes it and every request before it. Completions (usage read from answers) are folded in
+    the same way, without anyone waiting for them.
     """
 
     def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH) -> None:
@@ -280,60 +277,47 @@ class Coalescer:
         self.max_batch = max_batch
         self._assess: list[tuple[dict[str, Any], asyncio.Future[Decision]]] = []
         self._complete: list[dict[str, Any]] = []
-        self._busy = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distillguard-detector")
+        self._scheduled = False
 
     async def assess(self, record: dict[str, Any]) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._assess.append((record, future))
-        self._start()
+        self._schedule()
         return await future
 
     def complete(self, record: dict[str, Any]) -> None:
         self._complete.append(record)
-        self._start()
+        self._schedule()
 
-    def _start(self) -> None:
-        if self._busy or not (self._assess or self._complete):
-            return
-        self._busy = True
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
         batch, self._assess = self._assess[: self.max_batch], self._assess[self.max_batch:]
         done, self._complete = self._complete[: self.max_batch], self._complete[self.max_batch:]
-        if batch:
-            self.metrics.batch_size.observe(len(batch))
-        work = asyncio.get_running_loop().run_in_executor(
-            self._executor, self._run, [record for record, _ in batch], done)
-        work.add_done_callback(lambda finished: self._finish(batch, finished))
-
-    def _run(self, records: list[dict[str, Any]], done: list[dict[str, Any]]) -> list[Decision]:
-        # On the detector thread.
+        if self._assess or self._complete:
+            self._schedule()
         if done:
             try:
                 self.detector.complete_many(done)
             except Exception:
                 logger.exception("detector.complete_many failed on %d requests", len(done))
-        if not records:
-            return []
+        if not batch:
+            return
+        self.metrics.batch_size.observe(len(batch))
         try:
-            return self.detector.assess_many(records, time.time())
+            decisions = self.detector.assess_many([record for record, _ in batch], time.time())
         except Exception:
             # Fail open: a detector fault (e.g. its store unreachable) must not take the API down.
             # It is logged, audited under its own rule and visible in the decisions metric.
-            logger.exception("detector.assess_many failed; allowing %d requests", len(records))
-            return [Decision(action="allow", rule="detector-error")] * len(records)
-
-    def _finish(self, batch: list[tuple[dict[str, Any], asyncio.Future[Decision]]],
-                finished: asyncio.Future[list[Decision]]) -> None:
-        self._busy = False
-        decisions = finished.result() if not finished.cancelled() and finished.exception() is None else [
-            Decision(action="allow", rule="detector-error")] * len(batch)
+            logger.exception("detector.assess_many failed; allowing %d requests", len(batch))
+            decisions = [Decision(action="allow", rule="detector-error")] * len(batch)
         for (_, future), decision in zip(batch, decisions, strict=True):
             if not future.done():  # its request may have been cancelled meanwhile
                 future.set_result(decision)
-        self._start()
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------- one exchange
@@ -617,7 +601,6 @@ class Gateway:
         self.metrics.overhead.observe(ex.overhead)
 
     async def aclose(self) -> None:
-        self.coalescer.close()
         self.audit.close()
 
 
