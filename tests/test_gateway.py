@@ -604,18 +604,20 @@ def test_healthz_and_metrics(gateway: SimpleNamespace) -> None:
 # ---------------------------------------------------------------- keys
 
 
-def test_keymap_from_jsonl_csv_and_parquet(tmp_path: Path) -> None:
+def test_keymap_from_jsonl_and_parquet(tmp_path: Path) -> None:
     a, b, c = "key-a-111111", "key-b-222222", "key-c-333333"
     jsonl = tmp_path / "accounts.jsonl"
     jsonl.write_text(json.dumps({"account_id": "A", "api_key_sha256": [sha(a), sha(b)]}) + "\n"
                      + json.dumps({"account_id": "C", "api_key_sha256": sha(c).upper()}) + "\n"
                      + json.dumps({"account_id": "D"}) + "\n")
-    csv_file = tmp_path / "accounts.csv"
-    csv_file.write_text(f"account_id,tier,api_key_sha256\nA,paid,{sha(a)};{sha(b)}\nC,free,{sha(c)}\nD,free,\n")
+    separated = tmp_path / "separated.jsonl"
+    separated.write_text(json.dumps({"account_id": "A", "api_key_sha256": f"{sha(a)};{sha(b)}"}) + "\n"
+                         + json.dumps({"account_id": "C", "api_key_sha256": sha(c)}) + "\n"
+                         + json.dumps({"account_id": "D", "api_key_sha256": ""}) + "\n")
     parquet = tmp_path / "accounts.parquet"
     pq.write_table(pa.table({"account_id": ["A", "C", "D"],
                              "api_key_sha256": [[sha(a), sha(b)], [sha(c)], None]}), parquet)
-    for path in (jsonl, csv_file, parquet):
+    for path in (jsonl, separated, parquet):
         keymap = KeyMap.load(path)
         assert len(keymap) == 3, path
         assert keymap.identify(b).account_id == "A" and keymap.identify(c).account_id == "C"
@@ -871,3 +873,21 @@ def test_upstream_cookies_never_reach_another_request() -> None:
         assert first.status_code == 200 and "session=" in first.headers["set-cookie"]
         second = post(server.url, OPENAI, openai_body(), key="sk-cookie-second")
         assert second.status_code == 200 and second.json()["seen_cookie"] is None
+
+
+def test_the_gateway_refuses_an_accounts_table_it_would_only_half_read(tmp_path: Path) -> None:
+    from distillguard.engines.online import OnlineDetector
+
+    good = {"account_id": "A", "created_at": "2026-01-01T00:00:00Z", "tier": "free", "verified": False}
+    table = tmp_path / "accounts.jsonl"
+    table.write_text(json.dumps(good) + "\n" + json.dumps({**good, "account_id": "B", "verified": "no"}) + "\n")
+    with pytest.raises(InputError) as refused:
+        OnlineDetector.create(accounts=table)
+    message = str(refused.value)
+    assert f"{table}:2:" in message and "verified" in message and "\n" not in message
+    csv_table = tmp_path / "accounts.csv"
+    csv_table.write_text("account_id,tier\nA,free\n")
+    with pytest.raises(InputError, match=r"accounts\.csv:1:"):
+        OnlineDetector.create(accounts=csv_table)
+    table.write_text(json.dumps(good) + "\n")
+    assert OnlineDetector.create(accounts=table).accounts["A"].tier == "free"

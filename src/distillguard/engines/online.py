@@ -245,12 +245,19 @@ class OnlineDetector:
 
             client = redis_from_url(redis_url)
             store, buckets = RedisStore(client), RedisBuckets(client)
+        account_table = read_accounts(accounts, rejects) if accounts else None
+        release_table = read_releases(releases, rejects) if releases else None
+        if rejects.total:
+            # A service has no rejected-records file to show: it refuses to start on a side table it
+            # would only half use, rather than score accounts without their age or tier.
+            raise InputError(f"{rejects.first} ({rejects.total} row(s) of the accounts/releases tables refused; "
+                             "they are read as for analyze: JSON Lines, gzip or Parquet)")
         detector = cls(
             policy=Policy.from_yaml(policy) if policy else None,
             store=store,
             buckets=buckets,
-            accounts=account_infos(read_accounts(accounts, rejects)) if accounts else None,
-            releases=release_list(read_releases(releases, rejects)) if releases else (),
+            accounts=account_infos(account_table) if account_table is not None else None,
+            releases=release_list(release_table) if release_table is not None else (),
             fpr_budget=fpr_budget,
             attach=attach,
         )

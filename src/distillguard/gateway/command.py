@@ -75,7 +75,7 @@ def gateway_command(
     policy: Annotated[Path | None, typer.Option("--policy", help="Policy file (YAML); the built-in policy when omitted.")] = None,
     accounts: Annotated[
         Path | None,
-        typer.Option("--accounts", help="Accounts table (JSONL, CSV or Parquet); its api_key_sha256 column maps keys to accounts."),
+        typer.Option("--accounts", help="Accounts table (JSONL or Parquet, as for analyze); its api_key_sha256 column maps keys to accounts."),
     ] = None,
     releases: Annotated[
         Path | None, typer.Option("--releases", help="Model releases table (JSONL or Parquet), for the new-model pivot.")

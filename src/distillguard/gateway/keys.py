@@ -4,14 +4,13 @@ The raw key only ever lives in the request headers that are forwarded upstream. 
 gateway keeps, logs or audits uses its SHA-256: `api_key_id` ("sha256:" + 16 hex digits) and, when
 the accounts table does not know the key, a stable stand-in account id ("key-" + 16 hex digits).
 
-The accounts table (JSONL, optionally gzip, CSV or Parquet) maps keys through an optional column
+The accounts table (JSONL, optionally gzip, or Parquet, as for `analyze`) maps keys through an optional column
 `api_key_sha256`: the hex SHA-256 of one key, or several (a list, or a string separated by `;`, `,`,
 `|` or spaces). A key claimed by two accounts is an error at start-up rather than a guess.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -91,7 +90,7 @@ def parse_digests(value: Any, where: str) -> list[str]:
         return []
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):  # a JSON list written into a CSV cell
+        if text.startswith("["):  # a JSON list written as a string
             try:
                 value = json.loads(text)
             except ValueError:
@@ -125,12 +124,6 @@ def _jsonl_rows(path: Path, opener: Any) -> Iterator[tuple[str, Mapping[str, Any
             yield f"{path}:{line_no}", row
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        for line_no, row in enumerate(csv.DictReader(fh), 2):
-            yield f"{path}:{line_no}", {k: (v if v != "" else None) for k, v in row.items()}
-
-
 def _parquet_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
     parquet = pq.ParquetFile(path)
     names = set(parquet.schema_arrow.names)
@@ -152,8 +145,6 @@ def _rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
         return _parquet_rows(path)
     if head[:2] == b"\x1f\x8b":
         return _jsonl_rows(path, gzip.open)
-    if path.suffix.lower() == ".csv":
-        return _csv_rows(path)
     return _jsonl_rows(path, open)
 
 
@@ -190,7 +181,7 @@ class KeyMap:
             return cls.from_rows(_rows(path))
         except InputError:
             raise
-        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise InputError(f"cannot read accounts file {path}: {exc}") from None
 
     def identify(self, key: str) -> KeyIdentity:

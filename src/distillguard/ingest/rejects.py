@@ -87,6 +87,7 @@ class RejectSink:
         self.max_record_bytes = max_record_bytes
         self.total = 0
         self.counts: collections.Counter[str] = collections.Counter()
+        self.first: str | None = None  # "file:line: reason" of the first refusal
         self._fh: IO[bytes] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +100,8 @@ class RejectSink:
         """Record one refusal. `reason` is ``"code: detail"``; `line` is 1-based (row number in Parquet)."""
         self.total += 1
         self.counts[reason_code(reason)] += 1
+        if self.first is None:
+            self.first = f"{file}:{line}: {reason}" if line is not None else f"{file}: {reason}"
         if self._fh is None:
             return
         entry: dict[str, Any] = {"file": file, "line": line, "reason": reason}
