@@ -579,9 +579,11 @@ def start_redis(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> str:
 
 
 def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its live descendants (a gateway's worker processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+            return int(line.split()[1]) * 1024 + sum(rss_bytes(int(child)) for child in children)
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
