@@ -188,7 +188,7 @@ class _Seen:
 
 
 class OnlineDetector:
-    """Assess exchanges one at a time; see the module docstring."""
+    """Assess exchanges as they come, alone or in batches; see the module docstring."""
 
     def __init__(
         self,

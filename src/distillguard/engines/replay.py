@@ -2,7 +2,8 @@
 
 Signals are computed in bulk first (they are a pure function of each exchange, so computing them
 ahead changes nothing), then exchanges are fed to `OnlineDetector.observe_many` in timestamp
-order (in chunks; each exchange is decided on the state its own update left, as if one at a time). Every `relink_hours` of traffic, linking runs over the last `window_hours` of
+order, in chunks (each exchange is still decided on the state its own update left, as if they came
+one at a time). Every `relink_hours` of traffic, linking runs over the last `window_hours` of
 traffic seen so far and its snapshot is swapped in, as a deployment would refresh clusters from a
 batch job over recent logs (the window keeps each refresh's cost bounded; a campaign that is still
 running is in it). After the last exchange, one more pass links the whole log, so the final

@@ -1,8 +1,11 @@
 """Exchange signals: one pure function from an exchange batch to a signals batch.
 
-`exchange_signals` is the only place per-request signals are computed. The batch engine maps it
-over record batches, the gateway calls it on a batch of one, a distributed engine calls it inside
-`mapInArrow`. The output keeps the metadata that later stages group or link on and drops the text.
+`_content_signals` is the only place per-request signals are computed from text, with two entry
+points around it: `exchange_signals` over Arrow record batches (the batch engine maps it over
+batches, a distributed engine calls it inside `mapInArrow`) and `exchange_signal_rows` over the
+validated rows of a few requests (the gateway, where building Arrow arrays would cost more than the
+signals). Both give the same values (tested). The output keeps the metadata that later stages group
+or link on and drops the text.
 """
 
 from __future__ import annotations
