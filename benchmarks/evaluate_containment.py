@@ -5,17 +5,24 @@ policy was tuned on the `small` world of seed 7 and the model never saw seeds be
 real CLI runs `replay` and `evaluate --actions --json`. Prints markdown tables for the README:
 leaked before containment per campaign, and legitimate accounts touched per actor type.
 
-    .venv/bin/python benchmarks/evaluate_containment.py [--scenarios medium adaptive] [--seed 1]
+    .venv/bin/python benchmarks/evaluate_containment.py [--scenarios medium adaptive] [--seed 1] [--since-days 3]
+
+With `--since-days D` it also reports the same replay counting only the exchanges sent after the
+detector had run D days (`evaluate --since`): what campaigns still get through in steady state.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 BIN = Path(sys.executable).parent / "distillguard"
 
@@ -35,7 +42,7 @@ def hours(value: float | None) -> str:
 
 
 def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink_hours: float,
-                      policy: Path | None, attach: bool) -> dict:
+                      policy: Path | None, attach: bool, since_days: float) -> dict:
     sim = work / f"{scenario}-{seed}"
     if not (sim / "truth.csv").exists():
         run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale)
@@ -48,7 +55,27 @@ def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink
         "--json", out / "containment.json")
     result = json.loads((out / "containment.json").read_text())["containment"]
     result["seconds"] = seconds
+    if since_days:
+        # The same replay, counting only what was sent once the detector had run `since_days`.
+        since = datetime.fromtimestamp(log_start_ms(log) / 1000 + since_days * 86400, UTC)
+        stamp = since.isoformat().replace("+00:00", "Z")
+        run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", "--exchanges", log,
+            "--since", stamp, "--json", out / "containment-since.json")
+        result["since"] = json.loads((out / "containment-since.json").read_text())["containment"]
     return result
+
+
+def log_start_ms(log: Path) -> int:
+    """The first timestamp of a simulated log (epoch ms or RFC 3339, as the contract allows)."""
+    first = None
+    with gzip.open(log, "rb") as f:
+        for line in f:
+            ts = orjson.loads(line)["ts"]
+            ms = ts if isinstance(ts, int) else int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+            first = ms if first is None else min(first, ms)
+    if first is None:
+        raise SystemExit(f"{log}: empty log")
+    return first
 
 
 def markdown(scenario: str, r: dict) -> str:
@@ -81,13 +108,18 @@ def main() -> None:
     parser.add_argument("--policy", type=Path, default=None)
     parser.add_argument("--attach", action="store_true", help="replay --attach (see README 'Containing campaigns online')")
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
+    parser.add_argument("--since-days", type=float, default=0.0,
+                        help="also report what was sent after this many days of running (evaluate --since)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     summary = {}
     for scenario in args.scenarios:
         summary[scenario] = evaluate_scenario(scenario, args.seed, args.work, args.scale, args.relink_hours,
-                                              args.policy, args.attach)
+                                              args.policy, args.attach, args.since_days)
         print(markdown(scenario, summary[scenario]), "\n", flush=True)
+        if "since" in summary[scenario]:
+            window = summary[scenario]["since"] | {"seconds": summary[scenario]["seconds"]}
+            print(markdown(f"{scenario}, from day {args.since_days:g} on", window), "\n", flush=True)
     name = "summary-attach.json" if args.attach else "summary.json"
     (args.work / name).write_text(json.dumps(summary, indent=1))
 

@@ -7,6 +7,7 @@ import pytest
 
 from distillguard.errors import InputError
 from distillguard.evaluate.containment import ActionRow, containment_metrics, read_actions
+from distillguard.evaluate.features import Activity, account_activity
 
 HOUR = 3_600_000
 T0 = 1_772_409_600_000  # 2026-03-02T00:00:00Z
@@ -22,8 +23,8 @@ def _truth() -> pa.Table:
 
 
 def test_leaked_share_and_time_to_containment():
-    activity = {"c1": (100, T0), "c2": (50, T0 + 2 * HOUR), "c3": (40, T0), "l1": (30, T0), "l2": (5, T0),
-                "l3": (9, T0)}
+    activity = {"c1": Activity(100, T0), "c2": Activity(50, T0 + 2 * HOUR), "c3": Activity(40, T0),
+                "l1": Activity(30, T0), "l2": Activity(5, T0), "l3": Activity(9, T0)}
     actions = [
         ActionRow("c1", "monitor", T0 + HOUR, 3),  # monitoring contains nothing
         ActionRow("c1", "throttle", T0 + 3 * HOUR, 12),
@@ -43,6 +44,34 @@ def test_leaked_share_and_time_to_containment():
     assert m["campaign_leaked_share"] == pytest.approx(56 / 190)
     classroom = next(t for t in m["legit_actor_types"] if t["actor_type"] == "classroom")
     assert (classroom["n_accounts"], classroom["throttle"], classroom["monitor"], classroom["block"]) == (2, 1, 1, 0)
+
+
+def test_window_counts_only_what_was_sent_from_since_on():
+    since = T0 + 4 * HOUR
+    # c1: 100 exchanges, 40 before `since`, throttled after 12 (before the window): leaks nothing in it.
+    # c2: 50 exchanges, 10 before `since`, degraded after 25: 15 leaked in the window, contained 6 h in.
+    # c3: 40 exchanges, all before `since`: not in the window at all.
+    activity = {"c1": Activity(100, T0, 40), "c2": Activity(50, T0 + 2 * HOUR, 10), "c3": Activity(40, T0, 40),
+                "l1": Activity(30, T0, 5), "l2": Activity(5, T0, 5), "l3": Activity(9, T0, 0)}
+    actions = [ActionRow("c1", "throttle", T0 + 3 * HOUR, 12), ActionRow("c2", "degrade", T0 + 10 * HOUR, 25),
+               ActionRow("l1", "throttle", T0 + HOUR, 10)]
+    m = containment_metrics(_truth(), actions, activity, since_ms=since)
+    assert [c["campaign"] for c in m["campaigns"]] == ["hydra"]  # coding (c3) sent nothing in the window
+    hydra = m["campaigns"][0]
+    assert (hydra["n_accounts"], hydra["n_contained"], hydra["n_exchanges"], hydra["n_leaked"]) == (2, 2, 100, 15)
+    assert hydra["hours_to_first_containment"] == pytest.approx(0.0)  # c1 was contained when the window opened
+    assert hydra["median_account_hours_to_containment"] == pytest.approx(3.0)  # median of 0 h and 6 h
+    classroom = next(t for t in m["legit_actor_types"] if t["actor_type"] == "classroom")
+    assert classroom["throttle"] == 1  # legitimate harm is counted over the whole replay
+
+
+def test_account_activity_counts_exchanges_before_since():
+    import pyarrow as pa
+
+    ts = pa.array([T0, T0 + HOUR, T0 + 5 * HOUR, T0 + 6 * HOUR], pa.timestamp("ms", tz="UTC"))
+    batch = pa.table({"account_id": ["a", "a", "a", "b"], "ts": ts})
+    assert account_activity([batch], since_ms=T0 + 4 * HOUR) == {"a": (3, T0, 2), "b": (1, T0 + 6 * HOUR, 0)}
+    assert account_activity([batch.slice(0, 2), batch.slice(2)]) == {"a": (3, T0, 0), "b": (1, T0 + 6 * HOUR, 0)}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from distillguard.errors import InputError
 from distillguard.evaluate import DEFAULT_FPR_BUDGET
-from distillguard.evaluate.features import AccountFeatureAccumulator, account_activity
+from distillguard.evaluate.features import AccountFeatureAccumulator, Activity, account_activity
 from distillguard.evaluate.render import render_containment, render_metrics
 from distillguard.evaluate.tables import account_differences, read_predictions, read_truth, write_accounts_csv
 from distillguard.ingest import RejectSink, input_size, read_exchanges
@@ -53,13 +54,12 @@ def _feature_table(logs: Sequence[Path], rejects_path: Path | None) -> tuple[pa.
         return accumulator.features(), rejects.total
 
 
-def _account_activity(logs: Sequence[Path]) -> tuple[dict[str, tuple[int, int]], int]:
-    """(exchanges, first epoch ms) per account in `logs`, and how many records were refused (counted,
-    not written)."""
+def _account_activity(logs: Sequence[Path], since_ms: int | None) -> tuple[dict[str, Activity], int]:
+    """Activity per account in `logs`, and how many records were refused (counted, not written)."""
     total = input_size(logs)
     with RejectSink(None) as rejects, track("reading exchanges", total=total) as bar:
         activity = account_activity(
-            read_exchanges(list(logs), fmt="auto", rejects=rejects, on_progress=bar.advance)
+            read_exchanges(list(logs), fmt="auto", rejects=rejects, on_progress=bar.advance), since_ms
         )
         return activity, rejects.total
 
@@ -83,6 +83,12 @@ def evaluate_command(
         Path | None,
         typer.Option("--actions", help="replay's actions.csv: leaked before containment (needs --exchanges)."),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="With --actions: count only the exchanges sent from this time on "
+                                     "(RFC 3339), i.e. what campaigns still get through once the detector "
+                                     "has been running."),
+    ] = None,
     fpr_budget: Annotated[
         float,
         typer.Option(
@@ -99,6 +105,17 @@ def evaluate_command(
         raise InputError("nothing to evaluate: give --pred (accounts.csv), --actions (actions.csv) or both")
     if actions is not None and not exchanges:
         raise InputError("--actions needs the exchange log (--exchanges) to count what each account sent")
+    since_ms = None
+    if since is not None:
+        if actions is None:
+            raise InputError("--since applies to --actions (containment); give --actions too")
+        try:
+            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise InputError(f"--since: {since!r} is not an RFC 3339 time, e.g. 2026-03-04T00:00:00Z") from None
+        if when.tzinfo is None:
+            raise InputError(f"--since: {since!r} has no UTC offset (add Z or +00:00)")
+        since_ms = int(when.timestamp() * 1000)
     truth_table = read_truth(truth)
     # Every input is checked before the (long) pass over the log.
     pred_table, extra = None, []
@@ -122,16 +139,18 @@ def evaluate_command(
 
         action_rows = read_actions(actions)
     # One pass over the log serves both the leaked-exchange figures and containment.
-    activity, n_rejected = _account_activity(exchanges) if exchanges else (None, 0)
+    activity, n_rejected = _account_activity(exchanges, since_ms) if exchanges else (None, 0)
     metrics: dict[str, Any] = {}
     if pred_table is not None:
         from distillguard.evaluate.metrics import compute_metrics
 
-        counts = None if activity is None else {account: n for account, (n, _) in activity.items()}
+        counts = None if activity is None else {account: a.n for account, a in activity.items()}
         metrics = compute_metrics(truth_table, pred_table, counts, fpr_budget=fpr_budget)
         render_metrics(metrics, out)
     if action_rows is not None and activity is not None:
-        metrics["containment"] = containment_metrics(truth_table, action_rows, activity)
+        metrics["containment"] = containment_metrics(truth_table, action_rows, activity, since_ms)
+        if since is not None:
+            metrics["containment"]["since"] = since
         render_containment(metrics["containment"], out)
     if exchanges and n_rejected:
         err.print(

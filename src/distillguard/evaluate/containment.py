@@ -1,9 +1,10 @@
 """Streaming evaluation: how much each campaign got before it was contained, and whom it cost.
 
 Inputs are `replay`'s actions.csv (CONTRACT section 3), the ground truth, and per-account exchange
-counts and first timestamps from the log (`evaluate.features.account_activity`). An account counts as *contained* from its first
-throttle, degrade or block (monitoring alone contains nothing); everything it sent before that is
-leaked, and an account never contained leaked all of its exchanges.
+counts and first timestamps from the log (`evaluate.features.account_activity`). An account counts
+as *contained* from its first throttle, degrade or block (monitoring alone contains nothing);
+everything it sent before that is leaked, and an account never contained leaked all of its
+exchanges.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.errors import InputError
+from distillguard.evaluate.features import Activity
 from distillguard.evaluate.tables import csv_rows
 from distillguard.policy.decision import ACTIONS
 from distillguard.schema import ACTIONS_CSV_HEADER
@@ -56,9 +58,17 @@ def read_actions(path: Path) -> list[ActionRow]:
 
 
 def containment_metrics(
-    truth: pa.Table, actions: list[ActionRow], activity: Mapping[str, tuple[int, int]]
+    truth: pa.Table, actions: list[ActionRow], activity: Mapping[str, Activity], since_ms: int | None = None
 ) -> dict[str, Any]:
-    """Per campaign: leaked share and time to first containment; per legit type: accounts touched."""
+    """Per campaign: leaked share and time to first containment; per legit type: accounts touched.
+
+    With `since_ms` (and `activity` counted with the same `since_ms`), the campaign figures cover only
+    the exchanges sent from that time on: how much a campaign still gets through once the detector
+    has been running, rather than from a cold start. Exchanges before it count neither as traffic nor
+    as leaked; an account contained earlier leaks nothing in the window; times are measured from the
+    later of the account's first exchange and `since_ms`. Legitimate accounts touched are counted
+    over the whole replay either way.
+    """
     contained: dict[str, ActionRow] = {}
     touched: dict[str, set[str]] = {}
     for row in actions:
@@ -75,8 +85,12 @@ def containment_metrics(
     per_campaign: dict[str, dict[str, Any]] = {}
     per_type: dict[str, dict[str, int]] = {}
     for account, label, campaign, actor_type in zip(ids, labels, campaigns, types, strict=True):
-        n, first = activity.get(account, (0, None))
+        n, first, skipped = activity.get(account, (0, None, 0))
+        if since_ms is not None and first is not None:
+            n, first = n - skipped, max(first, since_ms)
         if label == "campaign":
+            if since_ms is not None and n <= 0:
+                continue  # no traffic in the window
             c = per_campaign.setdefault(campaign, {"n_accounts": 0, "n_contained": 0, "n_exchanges": 0,
                                                    "n_leaked": 0, "first_ts": None, "contained_ts": None,
                                                    "delays": []})
@@ -89,11 +103,11 @@ def containment_metrics(
                 c["n_leaked"] += n
                 continue
             c["n_contained"] += 1
-            c["n_leaked"] += min(n, hit.exchanges_before)
-            c["contained_ts"] = hit.first_ts_ms if c["contained_ts"] is None else min(c["contained_ts"],
-                                                                                    hit.first_ts_ms)
+            c["n_leaked"] += min(n, max(0, hit.exchanges_before - skipped))
+            hit_ms = hit.first_ts_ms if since_ms is None else max(hit.first_ts_ms, since_ms)
+            c["contained_ts"] = hit_ms if c["contained_ts"] is None else min(c["contained_ts"], hit_ms)
             if first is not None:
-                c["delays"].append((hit.first_ts_ms - first) / 3_600_000)
+                c["delays"].append((hit_ms - first) / 3_600_000)
         else:
             t = per_type.setdefault(actor_type or "unknown", {"n_accounts": 0, **{a: 0 for a in ACTIONS[1:]}})
             t["n_accounts"] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -145,21 +146,32 @@ def account_features(exchanges: pa.Table | Iterable[pa.RecordBatch]) -> pa.Table
         return accumulator.features()
 
 
-def account_activity(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, tuple[int, int]]:
-    """(exchanges, first timestamp in epoch ms) per account over a stream of exchange batches (one
-    small dict, not the log)."""
-    out: dict[str, tuple[int, int]] = {}
+class Activity(NamedTuple):
+    n: int  # exchanges
+    first_ms: int  # first timestamp, epoch ms
+    n_before: int = 0  # exchanges before the `since` of `account_activity` (0 without one)
+
+
+def account_activity(
+    batches: Iterable[pa.RecordBatch | pa.Table], since_ms: int | None = None
+) -> dict[str, Activity]:
+    """Exchanges, first timestamp and exchanges before `since_ms` per account over a stream of
+    exchange batches (one small dict, not the log)."""
+    out: dict[str, Activity] = {}
+    since = -(2**62) if since_ms is None else since_ms
     con = duckdb.connect()
     try:
         for batch in batches:
             con.register("batch", batch)
             rows = con.execute(
-                "SELECT account_id, count(*), epoch_ms(min(ts)) FROM batch GROUP BY account_id"
+                "SELECT account_id, count(*), epoch_ms(min(ts)), count(*) FILTER (WHERE epoch_ms(ts) < ?) "
+                "FROM batch GROUP BY account_id", [since]
             ).fetchall()
             con.unregister("batch")
-            for account, n, first in rows:
+            for account, n, first, before in rows:
                 old = out.get(account)
-                out[account] = (n, first) if old is None else (old[0] + n, min(old[1], first))
+                out[account] = Activity(n, first, before) if old is None else Activity(
+                    old.n + n, min(old.first_ms, first), old.n_before + before)
     finally:
         con.close()
     return out
@@ -167,4 +179,4 @@ def account_activity(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, 
 
 def exchange_counts(batches: Iterable[pa.RecordBatch | pa.Table]) -> dict[str, int]:
     """Exchanges per account over a stream of exchange batches."""
-    return {account: n for account, (n, _) in account_activity(batches).items()}
+    return {account: a.n for account, a in account_activity(batches).items()}

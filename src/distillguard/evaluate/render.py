@@ -177,7 +177,8 @@ def render_metrics(m: dict[str, Any], console: Console) -> None:
 
 def render_containment(c: dict[str, Any], console: Console) -> None:
     """The streaming figures of `containment_metrics`: leaked before containment and legit touched."""
-    table = _table("Containment (replay)", "campaign", "accounts", "contained", "exchanges", "leaked",
+    title = f"Containment (replay), exchanges from {c['since']} on" if c.get("since") else "Containment (replay)"
+    table = _table(title, "campaign", "accounts", "contained", "exchanges", "leaked",
                    "hours to first", "median account hours")
     for row in c["campaigns"]:
         table.add_row(
