@@ -64,7 +64,7 @@ class LinkConfig:
 
     # Buckets shared by more accounts than this give no evidence and generate no pairs, which also
     # bounds pair generation to bucket_cap * (account, value) incidences.
-    bucket_cap: int = 200
+    bucket_cap: int = 500
     # A template or a time bin counts at this floor when none of its exchanges is elicitation, and
     # fully when all are: popular everyday prompts, shared by chance, must not add up to a link.
     plain_content_floor: float = 0.0
