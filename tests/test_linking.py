@@ -7,10 +7,12 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
+from distillguard.linking.cluster import NO_CLUSTER, signature_merges
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS, SIGNALS_SCHEMA
@@ -310,3 +312,41 @@ def test_linking_leaves_no_working_tables() -> None:
     link_accounts(con)
     names = {r[0] for r in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert names == {"signals", "accounts", "releases"}
+
+
+def test_signature_merges_join_pieces_of_one_group_only() -> None:
+    cfg = LinkConfig()
+    # Communities 0 and 1: two pieces of one campaign (the same system prompt and TLS stack on every
+    # member, a different task sample each). 2: an unrelated group with its own signature. 3 and 4:
+    # groups too small for a signature to mean anything, sharing one anyway. 5 and 6: two groups
+    # that share only a value the whole population uses (above the bucket cap).
+    sizes = {0: 12, 1: 12, 2: 12, 3: 4, 4: 4, 5: 12, 6: 12}
+    labels, inc = [], []
+    for cid, n in sizes.items():
+        for j in range(n):
+            aid = len(labels)
+            labels.append(cid)
+            inc.append((aid, 1, f"own-{cid}-{j}"))  # everyone's own value
+            if cid in (0, 1):
+                inc += [(aid, 2, "campaign-system-prompt"), (aid, 3, "campaign-tls"), (aid, 4, f"tasks-{cid}")]
+            elif cid == 2:
+                inc += [(aid, 2, "org-system-prompt"), (aid, 3, "org-tls")]
+            elif cid in (3, 4):
+                inc += [(aid, 2, "small-shared"), (aid, 3, "small-tls")]
+            else:
+                inc.append((aid, 3, "popular-browser"))
+    labels.append(NO_CLUSTER)  # an unclustered account stays so
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _lk_inc (aid INTEGER, kind UTINYINT, key VARCHAR)")
+    con.executemany("INSERT INTO _lk_inc VALUES (?, ?, ?)", inc)
+    con.execute("CREATE TEMP TABLE _lk_bucket AS SELECT kind, key, count(*) AS n_acc FROM _lk_inc GROUP BY ALL")
+    con.execute(f"UPDATE _lk_bucket SET n_acc = {cfg.bucket_cap + 1} WHERE key = 'popular-browser'")
+    merged = signature_merges(con, np.asarray(labels, dtype=np.int64), cfg)
+    first = {cid: merged[labels.index(cid)] for cid in sizes}
+    assert first[0] == first[1]  # the two pieces are one group now
+    assert len({first[0], first[2], first[3], first[4], first[5], first[6]}) == 6
+    assert merged[-1] == NO_CLUSTER
+    for cid in sizes:  # every member follows its community
+        assert {merged[i] for i, c in enumerate(labels) if c == cid} == {first[cid]}
+    off = signature_merges(con, np.asarray(labels, dtype=np.int64), LinkConfig(merge_min_jaccard=0.0))
+    assert off.tolist() == labels

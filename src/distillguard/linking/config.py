@@ -80,6 +80,10 @@ class LinkConfig:
     # Leiden (constant Potts model) resolution: a community must be denser than this (weight units).
     resolution: float = 0.05
     min_cluster_accounts: int = 3
+    # Communities whose signatures (values used by half their members) overlap this much (Jaccard)
+    # are merged; 0 disables (`cluster.signature_merges`).
+    merge_min_jaccard: float = 0.3
+    merge_min_accounts: int = 10
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10
     # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least

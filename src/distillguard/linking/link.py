@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.behaviour.features import ensure_side_tables
-from distillguard.linking.cluster import NO_CLUSTER, communities
+from distillguard.linking.cluster import NO_CLUSTER, communities, signature_merges
 from distillguard.linking.config import (
     CREATION_BURST,
     NEW_MODEL_PIVOT,
@@ -170,6 +170,7 @@ def link_accounts(
     n_accounts = con.execute("SELECT count(*) FROM _lk_acct").fetchone()[0]
     edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
     labels = communities(edges["a"], edges["b"], edges["weight"], n_accounts, cfg)
+    labels = signature_merges(con, labels, cfg)
     _set_members(con, labels)
     clock.lap("clustering")
     score_content(con)
