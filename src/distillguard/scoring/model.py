@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -99,8 +100,8 @@ class Trees:
     def __post_init__(self) -> None:
         # Derived once for `raw`: children as global node indices, leaves pointing at themselves (so
         # a walk may run past a leaf and stay there), and the depth of the deepest tree.
-        tree_of = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
-        base = self.offsets[:-1][tree_of]
+        self._tree_of = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
+        base = self.offsets[:-1][self._tree_of]
         own = np.arange(len(self.feature), dtype=np.int64)
         self._left = np.where(self.is_leaf, own, base + self.left).astype(np.int64)
         self._right = np.where(self.is_leaf, own, base + self.right).astype(np.int64)
@@ -148,8 +149,7 @@ class Trees:
 
     def trees_using(self, features: Sequence[int]) -> np.ndarray:
         """The trees that split on any of `features`: the only ones whose leaf can change with them."""
-        tree_of = np.repeat(np.arange(self.n_trees), np.diff(self.offsets))
-        return np.unique(tree_of[~self.is_leaf & np.isin(self.feature, features)])
+        return np.unique(self._tree_of[~self.is_leaf & np.isin(self.feature, features)])
 
     @classmethod
     def from_sklearn(cls, clf) -> Trees:
@@ -217,25 +217,27 @@ class AccountModel:
         """Reason codes per row, strongest first, for rows with risk >= `min_risk` (others: none)."""
         x = np.asarray(x, dtype=np.float64)
         out: list[list[str]] = [[] for _ in range(len(x))]
-        logit = self.logit(x)
+        # Leaf values per tree, kept: they are the "before" of every occlusion below.
+        per_tree = self.trees.per_tree(x)
+        logit = self.baseline + per_tree.sum(axis=1)
         rows = np.flatnonzero(logit >= np.log(min_risk / (1 - min_risk)))
         if len(rows) == 0:
             return out
         # Occlude each reason's features (set them to a typical account's values) and measure the
         # drop in log-odds. Only the trees that split on those features can change, so only they
         # are walked again: all (code, row, tree) walks in one vectorised call.
-        codes = self._reason_codes()
+        codes = self._reason_codes
         names = list(codes)
         k = len(rows)
         occluded = np.repeat(x[rows][None, :, :], len(names), axis=0)
         for c, name in enumerate(names):
             occluded[c][:, codes[name][0]] = self.typical[codes[name][0]]
-        code_of, tree_of = self._reason_pairs()
+        code_of, tree_of = self._reason_pairs
         # Walk j of row r: occluded row code_of[j] * k + r in tree tree_of[j].
         pair_rows = (code_of[None, :] * k + np.arange(k)[:, None]).reshape(-1)
         pair_trees = np.tile(tree_of, k)
         changed = self.trees.leaves(occluded.reshape(-1, x.shape[1]), pair_rows, pair_trees)
-        before = self.trees.per_tree(x[rows])[pair_rows % k, pair_trees]
+        before = per_tree[rows][pair_rows % k, pair_trees]
         drop = np.bincount(pair_rows, weights=before - changed, minlength=len(names) * k).reshape(len(names), k)
         for j, row in enumerate(rows):
             ranked = sorted(((drop[c, j], name) for c, name in enumerate(names) if drop[c, j] >= REASON_MIN_LOGODDS),
@@ -243,25 +245,19 @@ class AccountModel:
             out[row] = [name for _, name in ranked[:limit]]
         return out
 
+    @cached_property
     def _reason_codes(self) -> dict[str, tuple[list[int], np.ndarray]]:
-        """Each reason code's feature columns and the trees that split on them (computed once)."""
-        cached = self.__dict__.get("_codes")
-        if cached is None:
-            columns: dict[str, list[int]] = {}
-            for j, name in enumerate(self.features):
-                columns.setdefault(REASON_OF_FEATURE.get(name, name), []).append(j)
-            cached = {name: (cols, self.trees.trees_using(cols)) for name, cols in columns.items()}
-            self.__dict__["_codes"] = cached
-        return cached
+        """Each reason code's feature columns and the trees that split on them."""
+        columns: dict[str, list[int]] = {}
+        for j, name in enumerate(self.features):
+            columns.setdefault(REASON_OF_FEATURE.get(name, name), []).append(j)
+        return {name: (cols, self.trees.trees_using(cols)) for name, cols in columns.items()}
 
+    @cached_property
     def _reason_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """For every (reason code, tree it can change): the code's position and the tree."""
-        cached = self.__dict__.get("_pairs")
-        if cached is None:
-            trees = [t for _, t in self._reason_codes().values()]
-            cached = (np.repeat(np.arange(len(trees)), [len(t) for t in trees]), np.concatenate(trees))
-            self.__dict__["_pairs"] = cached
-        return cached
+        trees = [t for _, t in self._reason_codes.values()]
+        return np.repeat(np.arange(len(trees)), [len(t) for t in trees]), np.concatenate(trees)
 
     def to_json(self) -> dict:
         return {
