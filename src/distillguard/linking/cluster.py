@@ -13,6 +13,8 @@ import igraph as ig
 import leidenalg
 import numpy as np
 import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from distillguard.linking.config import LinkConfig
 
@@ -87,19 +89,13 @@ def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: Li
         con.unregister("_lk_sig_members")
     if not pairs:
         return labels
-    parent: dict[int, int] = {}
-
-    def root(c: int) -> int:
-        while parent.get(c, c) != c:
-            parent[c] = parent.get(parent[c], parent[c])
-            c = parent[c]
-        return c
-
-    for c1, c2 in pairs:
-        r1, r2 = root(int(c1)), root(int(c2))
-        if r1 != r2:
-            parent[max(r1, r2)] = min(r1, r2)
+    # Merges are transitive: each community joins the lowest-numbered one of its component.
+    n = int(labels.max()) + 1
+    c1, c2 = np.asarray(pairs, dtype=np.int64).T
+    _, component = connected_components(coo_matrix((np.ones(len(c1)), (c1, c2)), shape=(n, n)), directed=False)
+    lowest = np.full(component.max() + 1, n)
+    np.minimum.at(lowest, component, np.arange(n))
     merged = labels.copy()
     clustered = merged != NO_CLUSTER
-    merged[clustered] = [root(int(c)) for c in merged[clustered]]
+    merged[clustered] = lowest[component[merged[clustered]]]
     return merged
