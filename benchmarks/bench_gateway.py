@@ -627,7 +627,7 @@ def prime(base: str, n: int) -> None:
                         json={"model": "lumen-2-flash", "messages": [{"role": "user", "content": f"hello {i}"}]})
 
 
-def overhead_seconds(base: str, metric: str = "distillguard_overhead_seconds") -> tuple[float, float] | None:
+def histogram_sum_count(base: str, metric: str = "distillguard_overhead_seconds") -> tuple[float, float] | None:
     """Sum and count of one of the gateway's histograms (with several workers: whichever answered)."""
     try:
         text = httpx.get(base + "/metrics", timeout=30).text
@@ -694,11 +694,11 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
     print(f"direct: warm-up {args.warmup} s, then {args.seconds} s at {args.rate} req/s ...", file=sys.stderr)
     direct, _ = measure(gen, standin.pid, standin_url, args.rate, args.warmup, args.seconds, args, args.seed)
     print("gateway: same load ...", file=sys.stderr)
-    overhead0 = overhead_seconds(gateway_url)
+    overhead0 = histogram_sum_count(gateway_url)
     through, keys_used = measure(gen, gateway.pid, gateway_url, args.rate, args.warmup, args.seconds, args, args.seed)
     settle(gateway.pid)  # an overloaded gateway may still be working off requests whose clients left
     # Over warm-up and measured requests alike: the histogram cannot tell them apart.
-    through["gateway_overhead_mean_ms"] = mean_ms(overhead0, overhead_seconds(gateway_url))
+    through["gateway_overhead_mean_ms"] = mean_ms(overhead0, histogram_sum_count(gateway_url))
     rss_after = rss_bytes(gateway.pid)
     tracked = len(keys_used)
     memory: dict[str, Any] = {
@@ -738,9 +738,9 @@ def max_rate(gen: LoadGenerator, pid: int, base: str, args: argparse.Namespace) 
     steps, held_rate = [], None
     for i, rate in enumerate(args.steps):
         print(f"max rate: {rate} req/s for {args.step_seconds} s ...", file=sys.stderr)
-        batches = overhead_seconds(base, BATCH_METRIC)
+        batches = histogram_sum_count(base, BATCH_METRIC)
         figures, _ = measure(gen, pid, base, rate, 1.0, args.step_seconds, args, args.seed + 100 + i)
-        after = overhead_seconds(base, BATCH_METRIC)
+        after = histogram_sum_count(base, BATCH_METRIC)
         if batches and after and after[1] > batches[1]:
             figures["assess_batch_mean"] = (after[0] - batches[0]) / (after[1] - batches[1])
         figures["held"] = step_held(figures, args.p99_bound_ms)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import orjson
 
+from distillguard.ingest.normalise import epoch_ms
+
 BIN = Path(sys.executable).parent / "distillguard"
 
 
@@ -70,8 +72,7 @@ def log_start_ms(log: Path) -> int:
     first = None
     with gzip.open(log, "rb") as f:
         for line in f:
-            ts = orjson.loads(line)["ts"]
-            ms = ts if isinstance(ts, int) else int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+            ms = epoch_ms(orjson.loads(line)["ts"], "ts")
             first = ms if first is None else min(first, ms)
     if first is None:
         raise SystemExit(f"{log}: empty log")

@@ -307,3 +307,18 @@ def test_refusal_exits_with_one_line_error(files: tuple[Path, Path], tmp_path: P
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "p.csv:2: field 'risk': 2 is outside [0, 1]" in done.stderr
+
+
+@pytest.mark.parametrize(("since", "message"), [
+    ("yesterday", "not an RFC 3339 date-time"),
+    ("2026-03-04T00:00:00", "no UTC offset"),
+])
+def test_a_bad_since_is_a_one_line_error(files: tuple[Path, Path], tmp_path: Path, since: str, message: str) -> None:
+    truth, _ = files
+    actions = tmp_path / "actions.csv"
+    actions.write_text("account_id,action,first_ts,exchanges_before\n")
+    result = CliRunner().invoke(app, ["evaluate", "--truth", str(truth), "--actions", str(actions),
+                                      "--exchanges", str(tmp_path), "--since", since])
+    assert isinstance(result.exception, InputError)
+    assert message in str(result.exception) and "--since" in str(result.exception)
+    assert "\n" not in str(result.exception)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +18,7 @@ from distillguard.evaluate.features import AccountFeatureAccumulator, Activity, 
 from distillguard.evaluate.render import render_containment, render_metrics
 from distillguard.evaluate.tables import account_differences, read_predictions, read_truth, write_accounts_csv
 from distillguard.ingest import RejectSink, input_size, read_exchanges
+from distillguard.ingest.normalise import Rejected, epoch_ms
 from distillguard.progress import track
 
 if TYPE_CHECKING:
@@ -110,12 +110,9 @@ def evaluate_command(
         if actions is None:
             raise InputError("--since applies to --actions (containment); give --actions too")
         try:
-            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(f"--since: {since!r} is not an RFC 3339 time, e.g. 2026-03-04T00:00:00Z") from None
-        if when.tzinfo is None:
-            raise InputError(f"--since: {since!r} has no UTC offset (add Z or +00:00)")
-        since_ms = int(when.timestamp() * 1000)
+            since_ms = epoch_ms(since, "--since")
+        except Rejected as exc:
+            raise InputError(f"{exc.reason.partition(': ')[2]}; e.g. --since 2026-03-04T00:00:00Z") from None
     truth_table = read_truth(truth)
     # Every input is checked before the (long) pass over the log.
     pred_table, extra = None, []
