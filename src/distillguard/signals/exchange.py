@@ -109,6 +109,10 @@ def request_prompts(batch: pa.RecordBatch) -> list[str]:
     return _conversation_shape(batch.column("messages"), batch.num_rows)[0]
 
 
+# The content signals `_content_signals` returns as flat numpy arrays (`sys_hash` and `lsh` differ).
+_ARRAY_SIGNALS = ("prompt_chars", *ELICITATION_COLUMNS, "capability", "skel_hash", "frame_hash", "tail_hash")
+
+
 def _content_signals(
     prompts: list[str], systems: list[str | None], n_tools: np.ndarray, n_images: np.ndarray
 ) -> dict[str, Any]:
@@ -164,7 +168,7 @@ def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:
     columns["n_user"] = pa.array(n_user.astype(np.int32))
     columns["has_tool_turn"] = pa.array(n_tool > 0)
     columns["n_tools"] = pa.array(n_tools)
-    for name in ("prompt_chars", *ELICITATION_COLUMNS, "capability", "skel_hash", "frame_hash", "tail_hash"):
+    for name in _ARRAY_SIGNALS:
         columns[name] = pa.array(content[name])
     columns["sys_hash"] = pa.array(content["sys_hash"], pa.int64())
     columns["lsh"] = pa.FixedSizeListArray.from_arrays(pa.array(content["lsh"].reshape(-1)), LSH_BANDS)
@@ -186,8 +190,7 @@ def exchange_signal_rows(rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]
     n_tools = np.fromiter((len(row[_FIELD["tools"]] or ()) for row in rows), dtype=np.int32, count=len(rows))
     n_images = np.fromiter((row[_FIELD["n_images"]] or 0 for row in rows), dtype=np.int32, count=len(rows))
     content = _content_signals(prompts, systems, n_tools, n_images)
-    columns = {name: content[name].tolist() for name in
-               ("prompt_chars", *ELICITATION_COLUMNS, "capability", "skel_hash", "frame_hash", "tail_hash", "lsh")}
+    columns = {name: content[name].tolist() for name in (*_ARRAY_SIGNALS, "lsh")}
     out = []
     for i, row in enumerate(rows):
         roles = messages[i][0]
