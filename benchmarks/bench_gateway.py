@@ -578,25 +578,34 @@ def start_redis(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> str:
     raise RuntimeError("redis-server did not start")
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants (a gateway's worker processes)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # exited meanwhile
+        return []
+    return [pid, *(p for child in children for p in process_tree(int(child)))]
+
+
 def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its live descendants (a gateway's worker processes)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 + sum(rss_bytes(int(child)) for child in children)
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{member}/status").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    if not total:
+        raise RuntimeError(f"no VmRSS for process {pid}")
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its live descendants (a gateway's worker processes)."""
-    # utime and stime are fields 14 and 15; the command name before them may contain spaces.
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:  # exited meanwhile
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(int(child)) for child in children)
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            # utime and stime are fields 14 and 15; the command name before them may contain spaces.
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @contextlib.contextmanager
