@@ -13,6 +13,7 @@ import pytest
 
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
 from distillguard.linking.cluster import NO_CLUSTER, signature_merges
+from distillguard.linking.link import Linker
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS, SIGNALS_SCHEMA
@@ -350,3 +351,83 @@ def test_signature_merges_join_pieces_of_one_group_only() -> None:
         assert {merged[i] for i, c in enumerate(labels) if c == cid} == {first[cid]}
     off = signature_merges(con, np.asarray(labels, dtype=np.int64), LinkConfig(merge_min_jaccard=0.0))
     assert off.tolist() == labels
+
+
+OPENERS = (
+    "Imagine the internal reasoning behind a completed answer to the task below",
+    "Reconstruct the complete chain of thought an expert would follow for this task",
+    "Think about how a careful solver would reach the final answer to this problem",
+    "Lay out the hidden line of reasoning that leads to the answer of the question",
+    "Pretend you are teaching a student and uncover the thinking behind this exercise",
+    "Work backwards from the correct solution and recover each reasoning move for this",
+)
+CLOSERS = (
+    "and articulate it step by step in full detail",
+    "writing out every intermediate step explicitly",
+    "and justify every single inference along the way",
+    "showing all of your work before the final answer",
+    "with numbered steps and a short check at the end",
+)
+
+SETTINGS = ("harbour", "orchard", "bakery", "library", "garage", "studio", "market", "clinic", "canyon", "island")
+SOURCES = ("autumn", "winter", "spring", "summer", "lecture", "seminar", "workshop", "tutorial")
+
+
+def sparse_operation(rng: random.Random, n: int = 30, prefix: str = "op") -> list[Row]:
+    """An operation that covers its tracks: its own address, ASN and client per account, a handful
+    of requests each at its own times, wrappers recombined and paraphrased around one task list."""
+    rows = []
+    for i in range(n):
+        ip = f"{rng.randint(11, 200)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.9"
+        for _ in range(rng.randint(4, 6)):
+            ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
+            wrapper = f"{rng.choice(OPENERS)} {rng.choice(CLOSERS)}"
+            task = f"{rng.choice(TASKS)} Use the {rng.choice(SETTINGS)} setting from the {rng.choice(SOURCES)} notes."
+            prompt = paraphrase(f"{wrapper}: {task}", rng)
+            rows.append(Row(f"{prefix}-{i:02d}", ts, prompt, elicit=0.9, ip=ip, asn=65000 + i, tls=f"tls-{prefix}-{i}",
+                            capability=MATH, max_tokens=rng.choice((2048, 4096, 8192))))
+    return rows
+
+
+def office(rng: random.Random, n: int = 10) -> list[Row]:
+    """An enterprise app: one office range, one client, one system prompt with slots, high volume
+    (the accounts share the company card)."""
+    system = "You are the support assistant of Example Corp. Answer customer questions politely and briefly."
+    return [
+        Row(f"office-{i:02d}", T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(8, 18)),
+            f"Customer {rng.randint(1000, 9999)} asks: {rng.choice(CHAT)}", system=system,
+            ip=f"198.51.100.{10 + i}", asn=64496, tls="ja3-corp-client", ua="corp-support/2.1")
+        for i in range(n) for _ in range(12)
+    ]
+
+
+def test_grouping_by_verdict_joins_a_sparse_operation_and_never_mixes_verdicts() -> None:
+    rng = random.Random(21)
+    op = [f"op-{i:02d}" for i in range(30)]
+    rows = sparse_operation(rng) + office(rng) + background(rng, 60)
+    con = connect(rows, [{"account_id": f"office-{i:02d}", "payment_fingerprint": "corp-card"} for i in range(10)])
+    with Linker(con) as linker:
+        before = {r["account_id"]: r["cluster_id"] for r in linker.link().accounts.to_pylist()}
+        # The scorer flagged the operation (on each account's own behaviour) and, wrongly, one office account.
+        flagged = {*op, "office-00"}
+        result = linker.link(flagged=flagged)
+    after = {r["account_id"]: r["cluster_id"] for r in result.accounts.to_pylist()}
+
+    # Pairwise the operation's accounts share too little for the graph to hold it together...
+    op_before = [before[a] for a in op]
+    assert max((op_before.count(c) for c in set(op_before) - {None}), default=0) < 0.5 * len(op)
+    # ...but among flagged accounts that sharing joins them into one pure operation.
+    op_after = [after[a] for a in op]
+    main = max(set(op_after) - {None}, key=op_after.count)
+    assert op_after.count(main) >= 0.9 * len(op)
+    assert {a for a, c in after.items() if c == main} <= set(op)
+    # Every cluster is wholly flagged or wholly not: the office keeps its cluster without the flagged member.
+    members: dict[str, set[str]] = {}
+    for account, cluster in after.items():
+        if cluster is not None:
+            members.setdefault(cluster, set()).add(account)
+    assert all(len({a in flagged for a in m}) == 1 for m in members.values())
+    assert before["office-01"] is not None and before["office-00"] == before["office-01"]
+    assert after["office-01"] is not None and after["office-00"] != after["office-01"]
+    assert all(after[f"user-{i:03d}"] is None for i in range(60))
+    assert {r["account_a"] for r in result.edges.to_pylist()} <= {a for a, c in after.items() if c is not None}

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +24,9 @@ from distillguard.behaviour.features import account_features, ensure_side_tables
 from distillguard.ingest import RejectSink, input_size, read_accounts, read_exchanges, read_releases
 from distillguard.intel.watchlist import Watchlist
 from distillguard.linking import LinkResult, link_accounts
+from distillguard.linking.link import Linker
 from distillguard.progress import track
-from distillguard.scoring.assign import score_accounts
+from distillguard.scoring.assign import cluster_verdicts, regroup, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals, request_prompts
 
@@ -166,7 +167,7 @@ def load_side_tables(
     ensure_side_tables(con)
 
 
-def build_features(
+def load_features(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | Path],
     *,
@@ -176,15 +177,11 @@ def build_features(
     fmt: str = "auto",
     quiet: bool = False,
     samples: dict[str, list[str]] | None = None,
-    watchlist: Watchlist | None = None,
-) -> tuple[pa.Table, LinkResult, int, int]:
-    """Everything before scoring: (account features joined with their cluster's, the link result,
-    exchanges kept, duplicates dropped)."""
+) -> tuple[pa.Table, int, int]:
+    """Read the logs and side tables into `con`: (account features, exchanges kept, duplicates dropped)."""
     load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
     kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples)
-    features = account_features(con)
-    link = link_accounts(con, watchlist=watchlist)
-    return join_on_account(features, link.accounts), link, kept, duplicates
+    return account_features(con), kept, duplicates
 
 
 def join_on_account(left: pa.Table, right: pa.Table) -> pa.Table:
@@ -193,10 +190,10 @@ def join_on_account(left: pa.Table, right: pa.Table) -> pa.Table:
 
 
 def account_table_for_training(sim_dir: Path) -> pa.Table:
-    """Account features of a simulator output folder (exchanges, accounts, releases)."""
+    """Account features of a simulator output folder (exchanges, accounts, releases), as scored."""
     con = open_store(None)
     with RejectSink(None) as rejects:
-        features, _, _, _ = build_features(
+        features, _, _ = load_features(
             con,
             [sim_dir / "exchanges.jsonl.gz"],
             rejects=rejects,
@@ -204,7 +201,18 @@ def account_table_for_training(sim_dir: Path) -> pa.Table:
             releases=sim_dir / "releases.jsonl",
             quiet=True,
         )
-    return features
+    return join_on_account(features, link_accounts(con).accounts)
+
+
+def score_and_group(
+    linker: Linker, score: Callable[[LinkResult], pa.Table]
+) -> tuple[pa.Table, pa.Table, LinkResult]:
+    """Score accounts with the clusters of the whole graph, then report clusters grouped by verdict:
+    (scored accounts with their reported cluster, contract cluster rows, the reported grouping)."""
+    scored = score(linker.link())
+    link = linker.link(flagged=scored.filter(scored.column("flagged")).column("account_id").to_pylist())
+    scored = regroup(scored, link.accounts)
+    return scored, cluster_verdicts(scored, link.clusters), link
 
 
 def analyze(
@@ -220,18 +228,25 @@ def analyze(
     watchlist: Watchlist | None = None,
     quiet: bool = False,
 ) -> AnalysisResult:
-    """Run the whole batch flow and return scored accounts and clusters (writing is the caller's)."""
+    """Run the whole batch flow and return scored accounts and clusters (writing is the caller's).
+
+    Accounts are scored with the clusters of the whole graph; the reported clusters are then
+    regrouped by verdict (`linking.grouping`), so each is wholly flagged or wholly not.
+    """
     model = model or AccountModel.load()
     threshold = model.threshold(fpr_budget)
     con = open_store(db_path)
     samples: dict[str, list[str]] = {}
     with RejectSink(rejected_path) as rejects:
-        features, link, kept, duplicates = build_features(
+        features, kept, duplicates = load_features(
             con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet,
-            samples=samples, watchlist=watchlist,
+            samples=samples,
         )
         rejected = dict(rejects.counts)
-    scored, clusters = score_accounts(features, link.clusters, model, threshold)
+    with Linker(con, watchlist=watchlist) as linker:
+        scored, clusters, link = score_and_group(
+            linker, lambda first: score_table(join_on_account(features, first.accounts), model, threshold)
+        )
     return AnalysisResult(
         accounts=scored,
         clusters=clusters,

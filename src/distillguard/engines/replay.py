@@ -23,14 +23,15 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.behaviour.online import utc_iso
-from distillguard.engines.local import load_side_tables, load_signals, open_store
+from distillguard.engines.local import load_side_tables, load_signals, open_store, score_and_group
 from distillguard.engines.online import LinkSnapshot, OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink
 from distillguard.linking import LinkResult, link_accounts
+from distillguard.linking.link import Linker
 from distillguard.policy.decision import severity
 from distillguard.progress import track
 from distillguard.schema import ACTIONS_CSV_HEADER
-from distillguard.scoring.assign import CLUSTERS_SCHEMA, score_accounts
+from distillguard.scoring.assign import CLUSTERS_SCHEMA, score_accounts, score_table
 
 DEFAULT_RELINK_HOURS = 6.0
 DEFAULT_WINDOW_HOURS = 72.0
@@ -109,12 +110,21 @@ def replay(
     result.n_accounts = len(seen)
     # A final linking pass over the whole log: the end state a deployment reaches after its next
     # batch refresh, and the state in which streaming and batch verdicts must agree.
-    clusters = CLUSTERS_SCHEMA.empty_table()
-    if relink is not None and last_ts is not None:
-        clusters = relink(last_ts + 1).clusters
-        result.relinks += 1
-    features = detector.feature_table(sorted(seen), last_ts or 0)
-    result.accounts, result.clusters = score_accounts(features, clusters, detector.model, detector.threshold)
+    accounts = sorted(seen)
+    if relink is None or last_ts is None:
+        features = detector.feature_table(accounts, last_ts or 0)
+        result.accounts, result.clusters = score_accounts(features, CLUSTERS_SCHEMA.empty_table(), detector.model,
+                                                          detector.threshold)
+        return result
+
+    def score(link: LinkResult) -> pa.Table:
+        _use_links(con, detector, link, last_ts + 1)
+        return score_table(detector.feature_table(accounts, last_ts), detector.model, detector.threshold)
+
+    _window(con, last_ts + 1)
+    with Linker(con) as linker:
+        result.accounts, result.clusters, _ = score_and_group(linker, score)
+    result.relinks += 1
     return result
 
 
@@ -132,18 +142,25 @@ def _observe(detector: OnlineDetector, rows: list[dict], result: ReplayResult, s
                 result.actions[key] = FirstAction(row["ts"], before)
 
 
-def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[..., LinkResult]:
-    def relink(until_ts: int, since_ts: int | None = None) -> LinkResult:
-        since = "" if since_ts is None else f" AND ts >= make_timestamp({since_ts * 1000})"
-        con.execute(
-            f"CREATE OR REPLACE VIEW signals AS SELECT * FROM signals_all "
-            f"WHERE ts < make_timestamp({until_ts * 1000}){since}"
-        )
-        link = link_accounts(con)
-        detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
-        if detector.attach:
-            detector.links.index_keys(con, link.accounts)
-        return link
+def _window(con: duckdb.DuckDBPyConnection, until_ts: int, since_ts: int | None = None) -> None:
+    """Point the `signals` view linking reads at the traffic before `until_ts` (from `since_ts`)."""
+    since = "" if since_ts is None else f" AND ts >= make_timestamp({since_ts * 1000})"
+    con.execute(
+        f"CREATE OR REPLACE VIEW signals AS SELECT * FROM signals_all "
+        f"WHERE ts < make_timestamp({until_ts * 1000}){since}"
+    )
+
+
+def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int) -> None:
+    detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
+    if detector.attach:
+        detector.links.index_keys(con, link.accounts)
+
+
+def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[[int, int], None]:
+    def relink(until_ts: int, since_ts: int) -> None:
+        _window(con, until_ts, since_ts)
+        _use_links(con, detector, link_accounts(con), until_ts)
 
     return relink
 

@@ -84,6 +84,10 @@ class LinkConfig:
     # are merged; 0 disables (`cluster.signature_merges`).
     merge_min_jaccard: float = 0.3
     merge_min_accounts: int = 10
+    # Grouping by verdict (`grouping.by_verdict`): two flagged accounts are joined by shared content
+    # and synchrony evidence of at least this much, times the cosine of what they ask for to this power.
+    suspect_min_evidence: float = 0.1
+    suspect_profile_power: float = 2.0
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10
     # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least

@@ -83,12 +83,21 @@ def score_content(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def attach_sql(cfg: LinkConfig) -> str:
-    """(aid, cid) for unclustered accounts whose traffic leans on one cluster's high-scoring fragments."""
+def attach_sql(cfg: LinkConfig, *, by_side: bool = False) -> str:
+    """(aid, cid) for unclustered accounts whose traffic leans on one cluster's high-scoring fragments.
+
+    With `by_side`, an account only joins a cluster of its own verdict (`_lk_side`)."""
+    same_side = (
+        """JOIN _lk_side sa ON sa.aid = h.aid
+        JOIN (SELECT m.cid, any_value(s.flagged) AS flagged FROM _lk_member m JOIN _lk_side s USING (aid)
+              GROUP BY m.cid) sc ON sc.cid = h.owner AND sc.flagged = sa.flagged"""
+        if by_side
+        else ""
+    )
     return f"""
     WITH hits AS (
         SELECT h.aid, h.owner AS cid, count(DISTINCT (h.kind, h.key)) AS n_keys, count(DISTINCT h.xid) AS n_x
-        FROM _lk_xhit h
+        FROM _lk_xhit h {same_side}
         WHERE h.score >= {cfg.high_content_score}
           AND h.aid NOT IN (SELECT aid FROM _lk_member)
         GROUP BY ALL

@@ -9,7 +9,9 @@
 4. ``_lk_pair_kind``: the self-join of incidences inside buckets of positive weight, summed per
    pair and kind. Its size is bounded by ``bucket_cap * |incidences|``, so cost grows near-linearly
    with traffic.
-5. ``_lk_edge``: per pair, bounded contributions per kind, summed and thresholded.
+5. ``_lk_graph_edge``: per pair, bounded contributions per kind, summed and thresholded.
+
+A grouping (``link.Linker.link``) then partitions a view of these edges, ``_lk_edge``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ TEMP_TABLES = (
     "_lk_bucket",
     "_lk_kinds",
     "_lk_pair_kind",
-    "_lk_edge",
+    "_lk_graph_edge",
 )
 
 _ELICIT_MAX = f"greatest({', '.join(f'coalesce({c}, 0)' for c in ELICITATION_COLUMNS)})"
@@ -60,6 +62,7 @@ def _prepare_sql(cfg: LinkConfig) -> list[str]:
                s.skel_hash, s.frame_hash, s.tail_hash, s.sys_hash, s.lsh,
                hash(s.capability, {_ELICIT_TYPE}, s.max_tokens, coalesce(s.n_tools, 0) > 0,
                     least(coalesce(s.n_messages, 1), 4), s.sys_hash IS NULL, s.model) AS structure,
+               (s.capability * 16 + {_ELICIT_TYPE})::SMALLINT AS ask,
                epoch_ms(s.ts) // {bin_ms} AS tbin
         FROM signals s JOIN _lk_acct a USING (account_id)
         """,
@@ -239,7 +242,7 @@ def _edge_sql(cfg: LinkConfig) -> str:
     clusters can say what ties them.
     """
     return f"""
-    CREATE OR REPLACE TEMP TABLE _lk_edge AS
+    CREATE OR REPLACE TEMP TABLE _lk_graph_edge AS
     WITH norms AS ({_norm_sql(cfg)}),
     contrib AS (
         SELECT p.a, p.b, k.name, k.family,
@@ -271,7 +274,7 @@ def _edge_sql(cfg: LinkConfig) -> str:
 
 
 def build_graph(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
-    """Create the `_lk_*` tables; `_lk_edge` holds the thresholded weighted edges (a < b)."""
+    """Create the `_lk_*` tables; `_lk_graph_edge` holds the thresholded weighted edges (a < b)."""
     for sql in _prepare_sql(cfg):
         con.execute(sql)
     con.execute(_kinds_sql(cfg))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from distillguard.linking.config import (
 from distillguard.linking.content import CONTENT_TABLES, attach_sql, score_content
 from distillguard.linking.features import CLUSTER_FEATURES, cluster_feature_sql, reason_sql
 from distillguard.linking.graph import build_graph, drop_temp_tables
+from distillguard.linking.grouping import GROUPING_TABLES, by_verdict, set_sides, whole_graph
 from distillguard.signals.capability import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -150,6 +152,80 @@ def _register_watchlist(con: duckdb.DuckDBPyConnection, watchlist: Watchlist | N
     con.unregister("_lk_watch_in")
 
 
+class Linker:
+    """The account graph of one connection, built once and grouped once or more.
+
+    `link()` groups the whole graph (the clusters the scorer sees); after scoring,
+    `link(flagged=...)` regroups it by verdict (`grouping.by_verdict`) into the reported operations.
+    Working tables are temporary (`_lk_*`) and dropped by `close()`. When `timings` is given, the
+    seconds spent in each stage are recorded in it (graph, clustering, content, features).
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        watchlist: Watchlist | None = None,
+        config: LinkConfig | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.con = con
+        self.cfg = config or LinkConfig()
+        self._watchlist = watchlist
+        self._clock = _Clock(timings)
+        ensure_side_tables(con)
+        build_graph(con, self.cfg)
+        self._clock.lap("graph")
+        self.account_ids: list[str] = [r[0] for r in con.execute("SELECT account_id FROM _lk_acct ORDER BY aid").fetchall()]
+
+    def __enter__(self) -> Linker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for name in (*_STAGE_TABLES, *GROUPING_TABLES):
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        drop_temp_tables(self.con)
+
+    def link(self, flagged: Collection[str] | None = None) -> LinkResult:
+        """Cluster the graph; with `flagged` (account ids), group by verdict instead."""
+        con, cfg = self.con, self.cfg
+        if flagged is None:
+            whole_graph(con)
+            side = None
+        else:
+            wanted = set(flagged)
+            side = np.fromiter((a in wanted for a in self.account_ids), dtype=bool, count=len(self.account_ids))
+            set_sides(con, side)
+            by_verdict(con, cfg)
+        edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
+        labels = communities(edges["a"], edges["b"], edges["weight"], len(self.account_ids), cfg)
+        if side is None:
+            labels = signature_merges(con, labels, cfg)
+        else:
+            # Merging by signature stays within one verdict, like every edge of this grouping.
+            labels = np.where(side, signature_merges(con, np.where(side, labels, NO_CLUSTER), cfg),
+                              signature_merges(con, np.where(side, NO_CLUSTER, labels), cfg))
+        _set_members(con, labels)
+        self._clock.lap("clustering")
+        score_content(con)
+        con.execute(f"INSERT INTO _lk_member {attach_sql(cfg, by_side=side is not None)}")
+        self._clock.lap("content")
+        _register_watchlist(con, self._watchlist)
+        con.execute(_cluster_table_sql(cfg))
+        accounts = con.sql(_accounts_sql(cfg)).to_arrow_table()
+        clusters = con.sql(
+            "SELECT * EXCLUDE (cid, top_capabilities) FROM _lk_cluster ORDER BY cluster_id"
+        ).to_arrow_table()
+        edge_table = con.sql(_EDGES_SQL).to_arrow_table()
+        self._clock.lap("features")
+        for name in _STAGE_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        return LinkResult(accounts=accounts, clusters=clusters, edges=edge_table)
+
+
 def link_accounts(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -159,32 +235,7 @@ def link_accounts(
 ) -> LinkResult:
     """Link the accounts of the `signals` table (with the optional `accounts`/`releases` side tables).
 
-    Working tables are temporary (`_lk_*`) and dropped on return. When `timings` is given, the
-    seconds spent in each stage are recorded in it (graph, clustering, content, features).
+    One grouping of the whole graph (`Linker.link()`); working tables are dropped on return.
     """
-    cfg = config or LinkConfig()
-    clock = _Clock(timings)
-    ensure_side_tables(con)
-    build_graph(con, cfg)
-    clock.lap("graph")
-    n_accounts = con.execute("SELECT count(*) FROM _lk_acct").fetchone()[0]
-    edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
-    labels = communities(edges["a"], edges["b"], edges["weight"], n_accounts, cfg)
-    labels = signature_merges(con, labels, cfg)
-    _set_members(con, labels)
-    clock.lap("clustering")
-    score_content(con)
-    con.execute(f"INSERT INTO _lk_member {attach_sql(cfg)}")
-    clock.lap("content")
-    _register_watchlist(con, watchlist)
-    con.execute(_cluster_table_sql(cfg))
-    accounts = con.sql(_accounts_sql(cfg)).to_arrow_table()
-    clusters = con.sql(
-        "SELECT * EXCLUDE (cid, top_capabilities) FROM _lk_cluster ORDER BY cluster_id"
-    ).to_arrow_table()
-    edge_table = con.sql(_EDGES_SQL).to_arrow_table()
-    clock.lap("features")
-    for name in _STAGE_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-    drop_temp_tables(con)
-    return LinkResult(accounts=accounts, clusters=clusters, edges=edge_table)
+    with Linker(con, watchlist=watchlist, config=config, timings=timings) as linker:
+        return linker.link()

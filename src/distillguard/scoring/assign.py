@@ -64,6 +64,27 @@ def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa
     )
 
 
+def regroup(scored: pa.Table, link_accounts: pa.Table) -> pa.Table:
+    """`scored` with the `cluster_id` of a later grouping (`link_accounts`: account_id, cluster_id,
+    link_reasons). A flagged account's reasons gain the link codes of its new cluster it lacked."""
+    new = dict(zip(link_accounts.column("account_id").to_pylist(),
+                   zip(link_accounts.column("cluster_id").to_pylist(),
+                       link_accounts.column("link_reasons").to_pylist(), strict=True), strict=True))
+    ids = scored.column("account_id").to_pylist()
+    clusters, reasons = [], []
+    for account, flagged, text in zip(ids, scored.column("flagged").to_pylist(),
+                                      scored.column("reasons").to_pylist(), strict=True):
+        cluster, codes = new.get(account, (None, ""))
+        clusters.append(cluster)
+        if flagged and codes:
+            text = ";".join(dict.fromkeys([*filter(None, text.split(";")), *codes.split(";")]))
+        reasons.append(text)
+    out = scored.set_column(scored.column_names.index("reasons"), "reasons", pa.array(reasons, pa.string()))
+    if "cluster_id" in out.column_names:
+        out = out.drop_columns(["cluster_id"])
+    return out.append_column("cluster_id", pa.array(clusters, pa.string()))
+
+
 def cluster_verdicts(accounts: pa.Table, clusters: pa.Table) -> pa.Table:
     """Contract cluster rows: a cluster's risk is the mean risk of its members."""
     if clusters.num_rows == 0:

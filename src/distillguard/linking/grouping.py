@@ -1,0 +1,99 @@
+"""The edges a grouping partitions: the whole graph, or the graph split by verdict.
+
+Before scoring, clusters come from the account graph alone (`_lk_graph_edge`). After scoring, the
+reported clusters are *operations*, grouped by verdict:
+
+- A cluster never mixes flagged and unflagged accounts, so acting on a whole cluster (a takedown)
+  never reaches an account the scorer let through, and a legitimate group (an office, a classroom)
+  is never reported as part of a campaign because one of its edges touched one.
+- Among flagged accounts, weaker shared evidence suffices. An operation that buys distinct
+  infrastructure for every account and paraphrases its wrappers leaves each pair of its accounts
+  one or two shared fragments, far below the edge threshold, yet hundreds of its accounts share
+  such fragments with each other. Among accounts already flagged on their own behaviour, that
+  sharing is what joins them into one operation. Two flagged accounts are joined when their shared
+  content and synchrony evidence reaches `cfg.suspect_min_evidence`, weighted by how alike they ask
+  (the cosine of their (capability, elicitation pattern) mixes, to the power
+  `cfg.suspect_profile_power`): two operations drawing on the same public prompt material but
+  harvesting different capabilities stay apart.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from distillguard.linking.config import INFRA, SYNC, LinkConfig
+
+GROUPING_TABLES = ("_lk_edge", "_lk_side")
+
+
+def whole_graph(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _lk_edge AS SELECT * FROM _lk_graph_edge")
+
+
+def set_sides(con: duckdb.DuckDBPyConnection, flagged: np.ndarray) -> None:
+    """`_lk_side(aid, flagged)` for every account id (`flagged` is indexed by account id)."""
+    con.register("_lk_side_in", pa.table({"aid": np.arange(len(flagged), dtype=np.int32), "flagged": flagged}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _lk_side AS SELECT * FROM _lk_side_in")
+    con.unregister("_lk_side_in")
+
+
+def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
+    """`_lk_edge`: graph edges within one verdict, plus weak evidence between flagged accounts."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lk_edge AS
+        WITH flagged AS (SELECT aid FROM _lk_side WHERE flagged),
+        m AS (
+            SELECT i.aid, i.kind, i.key, b.w
+            FROM _lk_inc i JOIN flagged USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
+            WHERE b.w > 0 AND k.family <> '{INFRA}'
+        ),
+        per_kind AS (
+            SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e
+            FROM m x JOIN m y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
+            GROUP BY ALL
+        ),
+        pairs AS (SELECT a, b FROM per_kind GROUP BY ALL HAVING sum(e) >= {cfg.suspect_min_evidence}),
+        asks AS (SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN flagged USING (aid) GROUP BY ALL),
+        norm AS (SELECT aid, sqrt(sum(n * n)) AS norm FROM asks GROUP BY aid),
+        alike AS (
+            SELECT p.a, p.b, pow(sum(x.n * y.n) / (any_value(na.norm) * any_value(nb.norm)),
+                                 {cfg.suspect_profile_power}) AS f
+            FROM pairs p
+            JOIN asks x ON x.aid = p.a JOIN asks y ON y.aid = p.b AND y.ask = x.ask
+            JOIN norm na ON na.aid = p.a JOIN norm nb ON nb.aid = p.b
+            GROUP BY p.a, p.b
+        ),
+        weak AS (
+            SELECT pk.a, pk.b, k.name, k.family, pk.e * al.f AS v
+            FROM per_kind pk JOIN alike al USING (a, b) JOIN _lk_kinds k USING (kind)
+        ),
+        strong AS (
+            SELECT e.* FROM _lk_graph_edge e
+            JOIN _lk_side sa ON sa.aid = e.a JOIN _lk_side sb ON sb.aid = e.b
+            WHERE sa.flagged = sb.flagged
+        ),
+        parts AS (
+            SELECT a, b, weight, infra, content, sync FROM strong
+            UNION ALL
+            SELECT a, b, sum(v), 0, coalesce(sum(v) FILTER (family <> '{SYNC}'), 0),
+                   coalesce(sum(v) FILTER (family = '{SYNC}'), 0)
+            FROM weak GROUP BY a, b
+        ),
+        entries AS (
+            SELECT a, b, entry.key AS name, entry.value AS v FROM (SELECT a, b, unnest(map_entries(by_kind)) AS entry FROM strong)
+            UNION ALL
+            SELECT a, b, name, v FROM weak
+        ),
+        kinds AS (
+            SELECT a, b, map_from_entries(list({{'k': name, 'v': v}}) FILTER (v > 0)) AS by_kind
+            FROM (SELECT a, b, name, sum(v) AS v FROM entries GROUP BY ALL) GROUP BY a, b
+        )
+        SELECT a, b, sum(weight) AS weight, sum(infra) AS infra, sum(content) AS content, sum(sync) AS sync,
+               any_value(k.by_kind) AS by_kind
+        FROM parts JOIN kinds k USING (a, b)
+        GROUP BY a, b
+        """
+    )
