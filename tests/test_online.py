@@ -270,10 +270,19 @@ def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):
 
     _, batch_out = replayed
     snap = LinkSnapshot.read(batch_out / "links")
-    clusters = {r["cluster_id"]: float(r["risk"]) for r in _csv(batch_out / "clusters.csv")}
-    assert clusters and snap.cluster_risk == pytest.approx(clusters)
-    accounts = {r["account_id"]: r["cluster_id"] for r in _csv(batch_out / "accounts.csv")}
-    assert snap.cluster_of == {a: c for a, c in accounts.items() if c}
+    # The snapshot holds the clusters the risks were computed on, each with its members' mean risk.
+    rows = _csv(batch_out / "accounts.csv")
+    risk = {r["account_id"]: float(r["risk"]) for r in rows}
+    members: dict[str, list[float]] = {}
+    for account, cluster in snap.cluster_of.items():
+        members.setdefault(cluster, []).append(risk[account])
+    assert members and snap.cluster_risk == pytest.approx({c: sum(r) / len(r) for c, r in members.items()})
+    # The reported clusters are regrouped by verdict: each is wholly flagged or wholly not.
+    verdicts: dict[str, set[str]] = {}
+    for r in rows:
+        if r["cluster_id"]:
+            verdicts.setdefault(r["cluster_id"], set()).add(r["flagged"])
+    assert verdicts and all(len(v) == 1 for v in verdicts.values())
 
     detector = OnlineDetector()
     detector.watch_links(batch_out / "links")

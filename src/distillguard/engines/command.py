@@ -114,21 +114,31 @@ def analyze_command(
         evaluation = compute_metrics(read_truth(truth), read_predictions(out / "accounts.csv"))
     write_report(out / "report.html", result, samples=result.samples, evaluation=evaluation,
                  edges=result.link.edges if result.link else None)
-    if result.link is not None:
+    if result.scoring_link is not None:
         _write_link_snapshot(result, out / "links")
     _summary(result, out)
 
 
 def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
     """The clusters as a gateway uses them (`gateway --links DIR/links`): membership, cluster
-    features and risks, and the distinctive keys of high-risk clusters for attaching newcomers."""
+    features and risks, and the distinctive keys of high-risk clusters for attaching newcomers.
+
+    These are the clusters the risks were computed on, so the gateway scores an account as
+    `analyze` did; the reported clusters are regrouped by verdict after scoring."""
     from distillguard.engines.online import LinkSnapshot
 
-    assert result.link is not None
-    snapshot = LinkSnapshot.from_link_table(result.link.accounts)
-    snapshot.cluster_risk = dict(zip(result.clusters.column("cluster_id").to_pylist(),
-                                     result.clusters.column("risk").to_pylist(), strict=True))
-    snapshot.index_keys(result.con, result.link.accounts)
+    link = result.scoring_link
+    assert link is not None
+    snapshot = LinkSnapshot.from_link_table(link.accounts)
+    risk = dict(zip(result.accounts.column("account_id").to_pylist(), result.accounts.column("risk").to_pylist(),
+                    strict=True))
+    members: dict[str, list[float]] = {}
+    for account, cluster in zip(link.accounts.column("account_id").to_pylist(),
+                                link.accounts.column("cluster_id").to_pylist(), strict=True):
+        if cluster is not None:
+            members.setdefault(cluster, []).append(risk[account])
+    snapshot.cluster_risk = {cluster: sum(r) / len(r) for cluster, r in members.items()}
+    snapshot.index_keys(result.con, link.accounts)
     snapshot.write(folder)
 
 

@@ -45,6 +45,8 @@ class AnalysisResult:
     samples: dict[str, list[str]] = field(default_factory=dict)  # account -> first request texts
     con: duckdb.DuckDBPyConnection | None = None
     link: LinkResult | None = None  # graph, cluster features and edges behind `clusters`
+    # The grouping the risks were computed on (`linking.grouping`): what the gateway scores with.
+    scoring_link: LinkResult | None = None
 
 
 # DuckDB spills to disk beyond this, keeping the whole analysis within the 2 GiB memory aim.
@@ -206,13 +208,15 @@ def account_table_for_training(sim_dir: Path) -> pa.Table:
 
 def score_and_group(
     linker: Linker, score: Callable[[LinkResult], pa.Table]
-) -> tuple[pa.Table, pa.Table, LinkResult]:
+) -> tuple[pa.Table, pa.Table, LinkResult, LinkResult]:
     """Score accounts with the clusters of the whole graph, then report clusters grouped by verdict:
-    (scored accounts with their reported cluster, contract cluster rows, the reported grouping)."""
-    scored = score(linker.link())
+    (scored accounts with their reported cluster, contract cluster rows, the reported grouping,
+    the grouping the scores were computed on)."""
+    first = linker.link()
+    scored = score(first)
     link = linker.link(flagged=scored.filter(scored.column("flagged")).column("account_id").to_pylist())
     scored = regroup(scored, link.accounts)
-    return scored, cluster_verdicts(scored, link.clusters), link
+    return scored, cluster_verdicts(scored, link.clusters), link, first
 
 
 def analyze(
@@ -244,13 +248,14 @@ def analyze(
         )
         rejected = dict(rejects.counts)
     with Linker(con, watchlist=watchlist) as linker:
-        scored, clusters, link = score_and_group(
+        scored, clusters, link, first = score_and_group(
             linker, lambda first: score_table(join_on_account(features, first.accounts), model, threshold)
         )
     return AnalysisResult(
         accounts=scored,
         clusters=clusters,
         link=link,
+        scoring_link=first,
         samples=samples,
         threshold=threshold,
         n_exchanges=kept,

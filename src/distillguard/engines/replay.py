@@ -123,7 +123,7 @@ def replay(
 
     _window(con, last_ts + 1)
     with Linker(con) as linker:
-        result.accounts, result.clusters, _ = score_and_group(linker, score)
+        result.accounts, result.clusters, _, _ = score_and_group(linker, score)
     result.relinks += 1
     return result
 
