@@ -87,6 +87,7 @@ class LinkConfig:
     # Grouping by verdict (`grouping.by_verdict`): two flagged accounts are joined by shared content
     # and synchrony evidence of at least this much, times the cosine of what they ask for to this power.
     suspect_min_evidence: float = 0.1
+    suspect_content_floor: float = 0.5
     suspect_profile_power: float = 2.0
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10

@@ -173,9 +173,9 @@ def _slot_diversity_sql() -> str:
 def _bucket_sql(cfg: LinkConfig) -> str:
     """Every shared value (n_acc >= 2) with its quality `q` and pairing weight `w = q * idf`.
 
-    Content and synchrony quality is the elicitation share of the bucket's exchanges (times, for
-    wrapper fragments, slot diversity); `w` is 0 above the cap. Content scoring reuses the large
-    buckets too.
+    Content and synchrony quality is the elicitation share of the bucket's exchanges times, for
+    wrapper fragments, the slot diversity `d`; `w` is 0 above the cap. Content scoring reuses the
+    large buckets too.
     """
     floor = cfg.plain_content_floor
     return f"""
@@ -184,18 +184,16 @@ def _bucket_sql(cfg: LinkConfig) -> str:
         SELECT kind, key, count(*) AS n_acc, sum(n) AS n_ex, sum(ne) AS n_el
         FROM _lk_inc GROUP BY kind, key HAVING count(*) >= 2
     )
-    SELECT b.kind, b.key, b.n_acc, b.n_ex, b.n_el,
-           q, CASE WHEN b.n_acc > {cfg.bucket_cap} THEN 0.0 ELSE q / ln(1 + b.n_acc) END AS w
-    FROM (SELECT b.*,
-                 CASE WHEN k.family = '{INFRA}' THEN 1.0
-                      ELSE ({floor} + {1 - floor} * b.n_el / greatest(b.n_ex, 1))
-                           * least(1.0, coalesce(d.n_skel / greatest(b.n_ex, 1), 1.0))
-                 END AS q
-          FROM shared b
-          JOIN _lk_kinds k USING (kind)
-          LEFT JOIN ({_slot_diversity_sql()}) d USING (kind, key)) b
-    JOIN _lk_kinds k USING (kind)
-    LEFT JOIN ({_slot_diversity_sql()}) d USING (kind, key)
+    SELECT kind, key, n_acc, n_ex, n_el, d,
+           q, CASE WHEN n_acc > {cfg.bucket_cap} THEN 0.0 ELSE q / ln(1 + n_acc) END AS w
+    FROM (SELECT *, CASE WHEN family = '{INFRA}' THEN 1.0
+                         ELSE ({floor} + {1 - floor} * n_el / greatest(n_ex, 1)) * d END AS q
+          FROM (SELECT b.*, k.family,
+                       CASE WHEN k.family = '{INFRA}' THEN 1.0
+                            ELSE least(1.0, coalesce(d.n_skel / greatest(b.n_ex, 1), 1.0)) END AS d
+                FROM shared b
+                JOIN _lk_kinds k USING (kind)
+                LEFT JOIN ({_slot_diversity_sql()}) d USING (kind, key)))
     """
 
 

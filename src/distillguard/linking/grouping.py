@@ -41,14 +41,17 @@ def set_sides(con: duckdb.DuckDBPyConnection, flagged: np.ndarray) -> None:
 
 def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
     """`_lk_edge`: graph edges within one verdict, plus weak evidence between flagged accounts."""
+    floor = cfg.suspect_content_floor
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _lk_edge AS
         WITH flagged AS (SELECT aid FROM _lk_side WHERE flagged),
         m AS (
-            SELECT i.aid, i.kind, i.key, b.w
+            SELECT i.aid, i.kind, i.key,
+                   ({floor} + {1 - floor} * b.n_el / greatest(b.n_ex, 1)) * b.d / ln(1 + b.n_acc) AS w
             FROM _lk_inc i JOIN flagged USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
-            WHERE b.w > 0 AND k.family <> '{INFRA}'
+            WHERE b.n_acc <= {cfg.bucket_cap} AND k.family <> '{INFRA}'
+              AND ({floor} > 0 OR b.n_el > 0) AND b.d > 0
         ),
         per_kind AS (
             SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e
