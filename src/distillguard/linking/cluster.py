@@ -21,8 +21,12 @@ from distillguard.linking.config import LinkConfig
 NO_CLUSTER = -1
 
 
-def communities(a: np.ndarray, b: np.ndarray, weight: np.ndarray, n_accounts: int, cfg: LinkConfig) -> np.ndarray:
-    """Community label per account id in ``range(n_accounts)``; NO_CLUSTER for small or isolated ones."""
+def communities(
+    a: np.ndarray, b: np.ndarray, weight: np.ndarray, n_accounts: int, cfg: LinkConfig, n_iterations: int = -1
+) -> np.ndarray:
+    """Community label per account id in ``range(n_accounts)``; NO_CLUSTER for small or isolated ones.
+
+    Leiden runs until a pass improves nothing (`n_iterations=-1`), or that many passes."""
     labels = np.full(n_accounts, NO_CLUSTER, dtype=np.int64)
     if len(a) == 0:
         return labels
@@ -35,7 +39,7 @@ def communities(a: np.ndarray, b: np.ndarray, weight: np.ndarray, n_accounts: in
         leidenalg.CPMVertexPartition,
         weights="weight",
         resolution_parameter=cfg.resolution,
-        n_iterations=-1,
+        n_iterations=n_iterations,
         seed=0,
     )
     membership = np.asarray(partition.membership, dtype=np.int64)

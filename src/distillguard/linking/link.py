@@ -201,7 +201,8 @@ class Linker:
             set_sides(con, side)
             by_verdict(con, cfg)
         edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
-        labels = communities(edges["a"], edges["b"], edges["weight"], len(self.account_ids), cfg)
+        labels = communities(edges["a"], edges["b"], edges["weight"], len(self.account_ids), cfg,
+                             n_iterations=-1 if side is None else cfg.suspect_leiden_iterations)
         if side is None:
             labels = signature_merges(con, labels, cfg)
         else:
