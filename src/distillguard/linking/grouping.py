@@ -23,9 +23,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from distillguard.linking.config import INFRA, SYNC, LinkConfig
+from distillguard.linking.config import INFRA, KIND_ID, SYNC, LinkConfig
+from distillguard.linking.content import CONTENT_KINDS
 
 GROUPING_TABLES = ("_lk_edge", "_lk_side")
+# Plain (non-elicitation) content counts only on wrapper fragments, whose slot diversity tells a
+# template from a copy: a popular prompt repeated verbatim (its skeleton) is no sign of an operation.
+_WRAPPER_IDS = ", ".join(str(KIND_ID[k]) for k in CONTENT_KINDS)
 
 
 def whole_graph(con: duckdb.DuckDBPyConnection) -> None:
@@ -47,11 +51,10 @@ def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
         CREATE OR REPLACE TEMP TABLE _lk_edge AS
         WITH flagged AS (SELECT aid FROM _lk_side WHERE flagged),
         m AS (
-            SELECT i.aid, i.kind, i.key,
-                   ({floor} + {1 - floor} * b.n_el / greatest(b.n_ex, 1)) * b.d / ln(1 + b.n_acc) AS w
-            FROM _lk_inc i JOIN flagged USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
-            WHERE b.n_acc <= {cfg.bucket_cap} AND k.family <> '{INFRA}'
-              AND ({floor} > 0 OR b.n_el > 0) AND b.d > 0
+            SELECT i.aid, i.kind, i.key, (f + (1 - f) * b.n_el / greatest(b.n_ex, 1)) * b.d / ln(1 + b.n_acc) AS w
+            FROM (SELECT *, CASE WHEN kind IN ({_WRAPPER_IDS}) THEN {floor} ELSE 0.0 END AS f FROM _lk_inc) i
+            JOIN flagged USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
+            WHERE b.n_acc <= {cfg.bucket_cap} AND k.family <> '{INFRA}' AND (i.f > 0 OR b.n_el > 0) AND b.d > 0
         ),
         per_kind AS (
             SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e
