@@ -11,7 +11,7 @@
    with traffic.
 5. ``_lk_graph_edge``: per pair, bounded contributions per kind, summed and thresholded.
 
-A grouping (``link.Linker.link``) then partitions a view of these edges, ``_lk_edge``.
+A grouping (``link.Linker.link``) partitions a selection of these edges, ``_lk_edge`` (``grouping``).
 """
 
 from __future__ import annotations
