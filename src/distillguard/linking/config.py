@@ -89,6 +89,7 @@ class LinkConfig:
     suspect_min_evidence: float = 0.1
     suspect_content_floor: float = 0.5
     suspect_profile_power: float = 2.0
+    suspect_neighbours: int = 100
     # Its graph is denser (weak edges among flagged accounts): on the tuning worlds two Leiden passes
     # reach within 0.02% of the converged partition's quality in half the time or less.
     suspect_leiden_iterations: int = 2

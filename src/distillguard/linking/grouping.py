@@ -26,7 +26,8 @@ import pyarrow as pa
 from distillguard.linking.config import INFRA, KIND_ID, SYNC, LinkConfig
 from distillguard.linking.content import CONTENT_KINDS
 
-GROUPING_TABLES = ("_lk_edge", "_lk_side")
+_WEAK_TABLES = ("_lk_sus_inc", "_lk_sus_kind", "_lk_sus_pair")
+GROUPING_TABLES = ("_lk_edge", "_lk_side", *_WEAK_TABLES)
 # Plain (non-elicitation) content counts only on wrapper fragments, whose slot diversity tells a
 # template from a copy: a popular prompt repeated verbatim (its skeleton) is no sign of an operation.
 _WRAPPER_IDS = ", ".join(str(KIND_ID[k]) for k in CONTENT_KINDS)
@@ -43,38 +44,70 @@ def set_sides(con: duckdb.DuckDBPyConnection, flagged: np.ndarray) -> None:
     con.unregister("_lk_side_in")
 
 
-def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
-    """`_lk_edge`: graph edges within one verdict, plus weak evidence between flagged accounts."""
+def _weak_sql(cfg: LinkConfig) -> list[str]:
+    """Steps building `_lk_sus_kind` (a, b, kind, e), the evidence between flagged pairs, and
+    `_lk_sus_pair` (a, b, f), the pairs kept and how alike they ask.
+
+    Only each account's `suspect_neighbours` strongest weak edges are kept (a pair stays when it
+    is among the strongest of either account): a campaign of thousands of flagged accounts sharing
+    wrappers would otherwise give millions of edges, each adding little to who belongs with whom.
+
+    Written as temporary tables rather than one statement so DuckDB can spill each step to disk:
+    on `large` the self-join yields tens of millions of rows."""
     floor = cfg.suspect_content_floor
-    con.execute(
+    return [
         f"""
-        CREATE OR REPLACE TEMP TABLE _lk_edge AS
-        WITH flagged AS (SELECT aid FROM _lk_side WHERE flagged),
-        m AS (
-            SELECT i.aid, i.kind, i.key, (f + (1 - f) * b.n_el / greatest(b.n_ex, 1)) * b.d / ln(1 + b.n_acc) AS w
-            FROM (SELECT *, CASE WHEN kind IN ({_WRAPPER_IDS}) THEN {floor} ELSE 0.0 END AS f FROM _lk_inc) i
-            JOIN flagged USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
-            WHERE b.n_acc <= {cfg.bucket_cap} AND k.family <> '{INFRA}' AND (i.f > 0 OR b.n_el > 0) AND b.d > 0
+        CREATE OR REPLACE TEMP TABLE _lk_sus_inc AS
+        SELECT i.aid, i.kind, i.key, (f + (1 - f) * b.n_el / greatest(b.n_ex, 1)) * b.d / ln(1 + b.n_acc) AS w
+        FROM (SELECT *, CASE WHEN kind IN ({_WRAPPER_IDS}) THEN {floor} ELSE 0.0 END AS f FROM _lk_inc) i
+        JOIN _lk_side s USING (aid) JOIN _lk_bucket b USING (kind, key) JOIN _lk_kinds k USING (kind)
+        WHERE s.flagged AND b.n_acc <= {cfg.bucket_cap} AND k.family <> '{INFRA}' AND (i.f > 0 OR b.n_el > 0)
+          AND b.d > 0
+        """,
+        """
+        CREATE OR REPLACE TEMP TABLE _lk_sus_kind AS
+        SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e
+        FROM _lk_sus_inc x JOIN _lk_sus_inc y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
+        GROUP BY ALL
+        """,
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lk_sus_pair AS
+        WITH pairs AS (
+            SELECT a, b, sum(e) AS e FROM _lk_sus_kind GROUP BY ALL HAVING sum(e) >= {cfg.suspect_min_evidence}
         ),
-        per_kind AS (
-            SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e
-            FROM m x JOIN m y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
-            GROUP BY ALL
+        asks AS (
+            SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid)
+            WHERE s.flagged GROUP BY ALL
         ),
-        pairs AS (SELECT a, b FROM per_kind GROUP BY ALL HAVING sum(e) >= {cfg.suspect_min_evidence}),
-        asks AS (SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN flagged USING (aid) GROUP BY ALL),
         norm AS (SELECT aid, sqrt(sum(n * n)) AS norm FROM asks GROUP BY aid),
         alike AS (
-            SELECT p.a, p.b, pow(sum(x.n * y.n) / (any_value(na.norm) * any_value(nb.norm)),
-                                 {cfg.suspect_profile_power}) AS f
+            SELECT p.a, p.b, any_value(p.e) AS e,
+                   pow(sum(x.n * y.n) / (any_value(na.norm) * any_value(nb.norm)), {cfg.suspect_profile_power}) AS f
             FROM pairs p
             JOIN asks x ON x.aid = p.a JOIN asks y ON y.aid = p.b AND y.ask = x.ask
             JOIN norm na ON na.aid = p.a JOIN norm nb ON nb.aid = p.b
             GROUP BY p.a, p.b
         ),
-        weak AS (
-            SELECT pk.a, pk.b, k.name, k.family, pk.e * al.f AS v
-            FROM per_kind pk JOIN alike al USING (a, b) JOIN _lk_kinds k USING (kind)
+        ends AS (SELECT a AS x, a, b, e * f AS s FROM alike UNION ALL SELECT b AS x, a, b, e * f FROM alike),
+        kept AS (
+            SELECT DISTINCT a, b FROM ends
+            QUALIFY row_number() OVER (PARTITION BY x ORDER BY s DESC, a, b) <= {cfg.suspect_neighbours}
+        )
+        SELECT a, b, f FROM alike JOIN kept USING (a, b)
+        """,
+    ]
+
+
+def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
+    """`_lk_edge`: graph edges within one verdict, plus weak evidence between flagged accounts."""
+    for sql in _weak_sql(cfg):
+        con.execute(sql)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lk_edge AS
+        WITH weak AS (
+            SELECT pk.a, pk.b, k.name, k.family, pk.e * p.f AS v
+            FROM _lk_sus_kind pk JOIN _lk_sus_pair p USING (a, b) JOIN _lk_kinds k USING (kind)
         ),
         strong AS (
             SELECT e.* FROM _lk_graph_edge e
@@ -103,3 +136,5 @@ def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
         GROUP BY a, b
         """
     )
+    for name in _WEAK_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
