@@ -431,3 +431,20 @@ def test_grouping_by_verdict_joins_a_sparse_operation_and_never_mixes_verdicts()
     assert after["office-01"] is not None and after["office-00"] != after["office-01"]
     assert all(after[f"user-{i:03d}"] is None for i in range(60))
     assert {r["account_a"] for r in result.edges.to_pylist()} <= {a for a, c in after.items() if c is not None}
+
+
+def test_grouping_by_verdict_keeps_each_accounts_strongest_weak_edges() -> None:
+    rng = random.Random(21)
+    op = {f"op-{i:02d}" for i in range(30)}
+    con = connect(sparse_operation(rng) + background(rng, 30))
+    between_flagged = """SELECT count(*) FROM {t} e JOIN _lk_side sa ON sa.aid = e.a JOIN _lk_side sb ON sb.aid = e.b
+                         WHERE sa.flagged AND sb.flagged"""
+    counts = {}
+    for k in (100, 2):
+        with Linker(con, config=LinkConfig(suspect_neighbours=k)) as linker:
+            linker.link(flagged=op)
+            counts[k] = (con.execute(between_flagged.format(t="_lk_edge")).fetchone()[0],
+                         con.execute(between_flagged.format(t="_lk_graph_edge")).fetchone()[0])
+    weak_all, strong = counts[100][0] - counts[100][1], counts[100][1]
+    assert weak_all > 2 * len(op)  # the bound below is binding
+    assert counts[2][0] <= strong + 2 * len(op)
