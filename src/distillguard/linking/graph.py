@@ -272,14 +272,22 @@ def _edge_sql(cfg: LinkConfig) -> str:
 
 
 def build_graph(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
-    """Create the `_lk_*` tables; `_lk_graph_edge` holds the thresholded weighted edges (a < b)."""
-    for sql in _prepare_sql(cfg):
-        con.execute(sql)
-    con.execute(_kinds_sql(cfg))
-    con.execute(_incidence_sql(cfg))
-    con.execute(_bucket_sql(cfg))
-    con.execute(_pair_sql(cfg))
-    con.execute(_edge_sql(cfg))
+    """Create the `_lk_*` tables; `_lk_graph_edge` holds the thresholded weighted edges (a < b).
+
+    Row order means nothing in these tables, and keeping it costs memory: on `large` the
+    incidence table ran out of DuckDB's memory limit with insertion order preserved."""
+    preserve = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        for sql in _prepare_sql(cfg):
+            con.execute(sql)
+        con.execute(_kinds_sql(cfg))
+        con.execute(_incidence_sql(cfg))
+        con.execute(_bucket_sql(cfg))
+        con.execute(_pair_sql(cfg))
+        con.execute(_edge_sql(cfg))
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(preserve).lower()}")
 
 
 def drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -200,7 +200,8 @@ class Linker:
             side = np.fromiter((a in wanted for a in self.account_ids), dtype=bool, count=len(self.account_ids))
             set_sides(con, side)
             by_verdict(con, cfg)
-        edges = con.execute("SELECT a, b, weight FROM _lk_edge").fetchnumpy()
+        # Leiden depends on the order of its edges: a fixed order gives the same clusters every run.
+        edges = con.execute("SELECT a, b, weight FROM _lk_edge ORDER BY a, b").fetchnumpy()
         labels = communities(edges["a"], edges["b"], edges["weight"], len(self.account_ids), cfg,
                              n_iterations=-1 if side is None else cfg.suspect_leiden_iterations)
         if side is None:
