@@ -130,14 +130,8 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
     link = result.scoring_link
     assert link is not None
     snapshot = LinkSnapshot.from_link_table(link.accounts)
-    risk = dict(zip(result.accounts.column("account_id").to_pylist(), result.accounts.column("risk").to_pylist(),
-                    strict=True))
-    members: dict[str, list[float]] = {}
-    for account, cluster in zip(link.accounts.column("account_id").to_pylist(),
-                                link.accounts.column("cluster_id").to_pylist(), strict=True):
-        if cluster is not None:
-            members.setdefault(cluster, []).append(risk[account])
-    snapshot.cluster_risk = {cluster: sum(r) / len(r) for cluster, r in members.items()}
+    snapshot.set_cluster_risk(dict(zip(result.accounts.column("account_id").to_pylist(),
+                                       result.accounts.column("risk").to_pylist(), strict=True)))
     snapshot.index_keys(result.con, link.accounts)
     snapshot.write(folder)
 

@@ -69,6 +69,13 @@ class LinkSnapshot:
     cluster_values: dict[str, np.ndarray] = field(default_factory=dict)
     n_attached: int = 0
 
+    def set_cluster_risk(self, risk: Mapping[str, float]) -> None:
+        """Each cluster's risk: the mean `risk` of its members."""
+        by_cluster: dict[str, list[float]] = {}
+        for account, cluster in self.cluster_of.items():
+            by_cluster.setdefault(cluster, []).append(risk[account])
+        self.cluster_risk = {c: float(np.mean(r)) for c, r in by_cluster.items()}
+
     def finish(self) -> None:
         """Derive what new members inherit: the mean link values of each cluster's members."""
         vectors: dict[str, list[np.ndarray]] = {}
@@ -441,13 +448,9 @@ class OnlineDetector:
     def set_links(self, snapshot: LinkSnapshot, now_ts: int) -> None:
         """Swap in a new linking pass; cluster risk is the mean current risk of its members."""
         self.use_links(snapshot)
-        members = list(snapshot.cluster_of)
-        table = self.feature_table(members, now_ts)
+        table = self.feature_table(list(snapshot.cluster_of), now_ts)
         risks = score_table(table, self.model, self.threshold).column("risk").to_pylist()
-        by_cluster: dict[str, list[float]] = {}
-        for account, risk in zip(table.column("account_id").to_pylist(), risks, strict=True):
-            by_cluster.setdefault(snapshot.cluster_of[account], []).append(risk)
-        snapshot.cluster_risk = {c: float(np.mean(r)) for c, r in by_cluster.items()}
+        snapshot.set_cluster_risk(dict(zip(table.column("account_id").to_pylist(), risks, strict=True)))
         snapshot.finish()
 
     def use_links(self, snapshot: LinkSnapshot) -> None:
