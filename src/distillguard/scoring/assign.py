@@ -50,9 +50,8 @@ def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa
         else [None] * features.num_rows
     )
     if features.num_rows:
-        logit = model.logit(x) + WATCHLIST_LOGODDS * (watch > 0)
-        risk = 1.0 / (1.0 + np.exp(-logit))
-        reasons = model.reasons(x)
+        logit, reasons = model.explain(x)
+        risk = 1.0 / (1.0 + np.exp(-(logit + WATCHLIST_LOGODDS * (watch > 0))))
     else:
         risk, reasons = np.zeros(0), []
     flagged = risk > threshold
@@ -76,9 +75,7 @@ def regroup(scored: pa.Table, link_accounts: pa.Table) -> pa.Table:
                                       scored.column("reasons").to_pylist(), strict=True):
         cluster, codes = new.get(account, (None, ""))
         clusters.append(cluster)
-        if flagged and codes:
-            text = ";".join(dict.fromkeys([*filter(None, text.split(";")), *codes.split(";")]))
-        reasons.append(text)
+        reasons.append(merge_reasons([c for c in text.split(";") if c], codes, 0.0, True) if flagged else text)
     out = scored.set_column(scored.column_names.index("reasons"), "reasons", pa.array(reasons, pa.string()))
     if "cluster_id" in out.column_names:
         out = out.drop_columns(["cluster_id"])

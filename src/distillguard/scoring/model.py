@@ -217,6 +217,12 @@ class AccountModel:
 
     def reasons(self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05) -> list[list[str]]:
         """Reason codes per row, strongest first, for rows with risk >= `min_risk` (others: none)."""
+        return self.explain(x, limit=limit, min_risk=min_risk)[1]
+
+    def explain(
+        self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """`logit(x)` and `reasons(x)` from one pass over the trees."""
         x = np.asarray(x, dtype=np.float64)
         out: list[list[str]] = [[] for _ in range(len(x))]
         # Leaf values per tree, kept: they are the "before" of every occlusion below.
@@ -224,7 +230,7 @@ class AccountModel:
         logit = self.baseline + per_tree.sum(axis=1)
         rows = np.flatnonzero(logit >= np.log(min_risk / (1 - min_risk)))
         if len(rows) == 0:
-            return out
+            return logit, out
         # Occlude each reason's features (set them to a typical account's values) and measure the
         # drop in log-odds. Only the trees that split on those features can change, so only they
         # are walked again: all (code, row, tree) walks of a block of rows in one vectorised call.
@@ -249,7 +255,7 @@ class AccountModel:
                 ranked = sorted(((drop[c, j], name) for c, name in enumerate(names)
                                  if drop[c, j] >= REASON_MIN_LOGODDS), reverse=True)
                 out[row] = [name for _, name in ranked[:limit]]
-        return out
+        return logit, out
 
     @cached_property
     def _reason_codes(self) -> dict[str, tuple[list[int], np.ndarray]]:
