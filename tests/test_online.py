@@ -177,7 +177,8 @@ def test_replay_writes_the_contract(replayed, world):
 def test_replay_final_risk_agrees_with_analyze(replayed):
     """Parity (README "Containing campaigns online"): after the whole log, |risk difference| <= 0.1 for every account and
     <= 0.02 for 95% of them, and the flag agrees for at least 99% (the sketches are the only source
-    of difference; below their sizes features are exact)."""
+    of difference; below their sizes features are exact), and accounts with the same flag are
+    clustered in both or in neither."""
     out, batch_out = replayed
     online = {r["account_id"]: r for r in _csv(out / "accounts.csv")}
     batch = {r["account_id"]: r for r in _csv(batch_out / "accounts.csv")}
@@ -187,8 +188,9 @@ def test_replay_final_risk_agrees_with_analyze(replayed):
     assert diffs[math.floor(0.95 * (len(diffs) - 1))] <= 0.02
     agree = sum(online[a]["flagged"] == batch[a]["flagged"] for a in batch)
     assert agree >= 0.99 * len(batch)
-    same_cluster = sum(bool(online[a]["cluster_id"]) == bool(batch[a]["cluster_id"]) for a in batch)
-    assert same_cluster == len(batch)
+    # Reported clusters are grouped by verdict, so an account whose flag differs may differ here too.
+    same_flag = [a for a in batch if online[a]["flagged"] == batch[a]["flagged"]]
+    assert all(bool(online[a]["cluster_id"]) == bool(batch[a]["cluster_id"]) for a in same_flag)
 
 
 def test_replay_refuses_bad_options(world, tmp_path):

@@ -70,6 +70,29 @@ def test_threshold_respects_the_budget(fitted):
         model.threshold(1.5)
 
 
+def test_threshold_keeps_every_calibration_segment_within_its_own_budget(fitted):
+    """An overall budget can be spent on one kind of customer alone; the segment budget stops that."""
+    _, model, _ = fitted
+    rng = np.random.default_rng(1)
+    # 10,000 ordinary accounts that score low, and 300 look-alikes (a classroom, say) that often score high.
+    crowd, look_alikes = rng.uniform(0, 0.3, 10_000), rng.uniform(0.2, 0.95, 300)
+    model = AccountModel(features=model.features, trees=model.trees, baseline=model.baseline, typical=model.typical,
+                         legit_risks=np.sort(np.concatenate([crowd, look_alikes])),
+                         legit_risks_by_segment={"crowd": np.sort(crowd), "look_alike": np.sort(look_alikes),
+                                                 "tiny": np.array([0.99] * 10)})
+    overall_only = model.threshold(0.01, 1.0)
+    assert np.mean(look_alikes > overall_only) > 0.1, "the overall budget alone flags many look-alikes"
+    for budget in (0.0, 0.0025, 0.01):
+        thr = model.threshold(0.01, budget)
+        assert np.mean(look_alikes > thr) <= budget
+        assert np.mean(model.legit_risks > thr) <= 0.01
+        assert thr < 0.99, "segments under MIN_SEGMENT_ACCOUNTS set no limit"
+    again = AccountModel.from_json(model.to_json())
+    assert again.threshold(0.01, 0.0025) == pytest.approx(model.threshold(0.01, 0.0025), abs=1e-8)
+    with pytest.raises(Exception, match="segment"):
+        model.threshold(0.01, 1.5)
+
+
 def test_watchlist_match_raises_risk_and_leads_the_reasons(fitted):
     _, model, _ = fitted
     table = pa.table({"account_id": ["a", "b"], **{f: [0.3, 0.3] for f in FEATURES},
@@ -86,3 +109,5 @@ def test_shipped_model_loads_and_has_an_operating_point():
     assert len(model.features) == len(model.typical) > 20
     assert len(model.legit_risks) > 1000
     assert 0 < model.threshold(0.001) < 1
+    assert sum(len(r) for r in model.legit_risks_by_segment.values()) == len(model.legit_risks)
+    assert model.threshold(0.001) >= model.threshold(0.001, 1.0)

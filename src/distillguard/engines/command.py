@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distillguard.errors import InputError
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 
 if TYPE_CHECKING:
     from distillguard.engines.local import AnalysisResult
@@ -26,6 +27,12 @@ FormatOption = Annotated[str, typer.Option("--format", help="Log shape: auto, co
 FprBudgetOption = Annotated[
     float,
     typer.Option("--fpr-budget", help="Share of legitimate accounts the operating point may flag (0.001 = 0.1%)."),
+]
+SegmentBudgetOption = Annotated[
+    float,
+    typer.Option("--segment-fpr-budget",
+                 help="Share of each kind of legitimate customer in the calibration data (classrooms, "
+                      "researchers, agentic developers...) the operating point may flag (1: no limit)."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
@@ -60,6 +67,7 @@ def analyze_command(
     releases: ReleasesOption = None,
     fmt: FormatOption = "auto",
     fpr_budget: FprBudgetOption = 0.001,
+    segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
     model: Annotated[
         Path | None, typer.Option("--model", help="Scoring model JSON (default: the shipped model).")
     ] = None,
@@ -92,6 +100,7 @@ def analyze_command(
         releases=releases,
         fmt=fmt,
         fpr_budget=fpr_budget,
+        segment_fpr_budget=segment_fpr_budget,
         model=AccountModel.load(model) if model else None,
         db_path=db,
         watchlist=Watchlist.load(watch_path) if watch_path.exists() else None,
@@ -146,6 +155,7 @@ def replay_command(
     ] = None,
     fmt: FormatOption = "auto",
     fpr_budget: FprBudgetOption = 0.001,
+    segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
     relink_hours: Annotated[
         float,
         typer.Option("--relink-hours", help="Refresh clusters every this many hours of traffic (0: never)."),
@@ -174,7 +184,7 @@ def replay_command(
     if window_hours <= 0:
         raise InputError(f"--window-hours must be positive, got {window_hours}")
     detector = OnlineDetector(policy=Policy.from_yaml(policy) if policy else None, fpr_budget=fpr_budget,
-                              attach=attach)
+                              segment_fpr_budget=segment_fpr_budget, attach=attach)
     _output_folder(out)
     result = replay(
         [str(p) for p in logs], rejected_path=out / "rejected.jsonl", detector=detector, accounts=accounts,

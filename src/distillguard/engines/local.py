@@ -26,6 +26,7 @@ from distillguard.intel.watchlist import Watchlist
 from distillguard.linking import LinkResult, link_accounts
 from distillguard.linking.link import Linker
 from distillguard.progress import track
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import cluster_verdicts, regroup, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals, request_prompts
@@ -227,6 +228,7 @@ def analyze(
     releases: Path | None = None,
     fmt: str = "auto",
     fpr_budget: float = 0.001,
+    segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
     model: AccountModel | None = None,
     db_path: Path | None = None,
     watchlist: Watchlist | None = None,
@@ -238,7 +240,7 @@ def analyze(
     regrouped by verdict (`linking.grouping`), so each is wholly flagged or wholly not.
     """
     model = model or AccountModel.load()
-    threshold = model.threshold(fpr_budget)
+    threshold = model.threshold(fpr_budget, segment_fpr_budget)
     con = open_store(db_path)
     samples: dict[str, list[str]] = {}
     with RejectSink(rejected_path) as rejects:

@@ -39,6 +39,7 @@ from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
@@ -207,10 +208,11 @@ class OnlineDetector:
         accounts: Mapping[str, AccountInfo] | None = None,
         releases: Sequence[Release] = (),
         fpr_budget: float = DEFAULT_FPR_BUDGET,
+        segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
         attach: bool = False,
     ) -> None:
         self.model = model or AccountModel.load()
-        self.threshold = self.model.threshold(fpr_budget)
+        self.threshold = self.model.threshold(fpr_budget, segment_fpr_budget)
         self.policy = policy or Policy.default()
         self.store = store if store is not None else MemoryStore()
         self.buckets = buckets if buckets is not None else MemoryBuckets()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from distillguard.errors import InputError
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 
 # Stable, documented reason codes (README "Reason codes"). Several features may feed one code.
 REASON_OF_FEATURE: dict[str, str] = {
@@ -81,6 +82,8 @@ SUSPICIOUS_DIRECTION: dict[str, int] = {"frame_diversity": -1, "capability_entro
 # A reason is reported when it adds at least this much log-odds over a typical account.
 REASON_MIN_LOGODDS = 0.5
 DEFAULT_MODEL = "account_model.json"
+# Smaller segments say too little to set a threshold on.
+MIN_SEGMENT_ACCOUNTS = 100
 # Rows scored per vectorised step: bounds the (rows x trees) node matrix to a few MB.
 _ROWS_PER_STEP = 2048
 # Tree walks per vectorised call when explaining (a few arrays of this length are alive at once).
@@ -195,6 +198,9 @@ class AccountModel:
     typical: np.ndarray  # feature values of a typical legitimate account (medians), for reasons
     # Sorted risks of the legitimate accounts the model was calibrated on: the operating point.
     legit_risks: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The same, per kind of legitimate customer in the calibration data (enterprise apps,
+    # classrooms, researchers...): a budget over all accounts can be spent on one kind alone.
+    legit_risks_by_segment: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
@@ -204,16 +210,21 @@ class AccountModel:
     def risk(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(x)))
 
-    def threshold(self, fpr_budget: float) -> float:
-        """Smallest risk above which at most `fpr_budget` of calibration legit accounts fall."""
+    def threshold(self, fpr_budget: float, segment_budget: float = DEFAULT_SEGMENT_FPR_BUDGET) -> float:
+        """Smallest risk above which at most `fpr_budget` of the calibration legit accounts fall, and
+        at most `segment_budget` of each calibration segment of `MIN_SEGMENT_ACCOUNTS` or more
+        (1: no per-segment limit)."""
         if not 0 <= fpr_budget < 1:
             raise InputError(f"false-positive budget must be in [0, 1), got {fpr_budget}")
+        if not 0 <= segment_budget <= 1:
+            raise InputError(f"segment false-positive budget must be in [0, 1], got {segment_budget}")
         if len(self.legit_risks) == 0:
             return 0.5
-        allowed = int(np.floor(fpr_budget * len(self.legit_risks)))
-        # Flag risk > threshold: the allowed-th largest legit risk.
-        ordered = np.sort(self.legit_risks)[::-1]
-        return float(ordered[allowed]) if allowed < len(ordered) else 0.0
+        threshold = _budget_threshold(self.legit_risks, fpr_budget)
+        for risks in self.legit_risks_by_segment.values():
+            if len(risks) >= MIN_SEGMENT_ACCOUNTS:
+                threshold = max(threshold, _budget_threshold(risks, segment_budget))
+        return threshold
 
     def reasons(self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05) -> list[list[str]]:
         """Reason codes per row, strongest first, for rows with risk >= `min_risk` (others: none)."""
@@ -279,6 +290,7 @@ class AccountModel:
             "typical": self.typical.tolist(),
             "trees": self.trees.to_json(),
             "legit_risks": np.round(self.legit_risks, 8).tolist(),
+            "legit_risks_by_segment": {k: np.round(v, 8).tolist() for k, v in self.legit_risks_by_segment.items()},
             "meta": self.meta,
         }
 
@@ -291,6 +303,8 @@ class AccountModel:
                 baseline=float(data["baseline"]),
                 typical=np.asarray(data["typical"], dtype=np.float64),
                 legit_risks=np.asarray(data.get("legit_risks", []), dtype=np.float64),
+                legit_risks_by_segment={str(k): np.sort(np.asarray(v, dtype=np.float64))
+                                        for k, v in data.get("legit_risks_by_segment", {}).items()},
                 meta=dict(data.get("meta", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -312,6 +326,13 @@ class AccountModel:
             return cls.from_json(json.loads(text))
         except json.JSONDecodeError as exc:
             raise InputError(f"scoring model {path or DEFAULT_MODEL} is not JSON: {exc}") from exc
+
+
+def _budget_threshold(risks: np.ndarray, budget: float) -> float:
+    """Flag risk > threshold: the threshold lets at most floor(budget x n) of `risks` above it."""
+    allowed = int(np.floor(budget * len(risks)))
+    ordered = np.sort(risks)[::-1]
+    return float(ordered[allowed]) if allowed < len(ordered) else 0.0
 
 
 def feature_matrix(table, features: Sequence[str]) -> np.ndarray:
