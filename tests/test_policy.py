@@ -53,8 +53,8 @@ def test_default_yaml_is_the_embedded_default() -> None:
     [
         ({"risk": 0.99, "flagged": True, "n_exchanges": 50}, "block", "block-high-risk"),
         # Near-certain risk needs little history; a merely flagged account needs ten exchanges.
-        ({"risk": 0.99, "flagged": True, "n_exchanges": 3}, "throttle", "throttle-near-certain-early"),
-        ({"risk": 0.99, "flagged": True, "n_exchanges": 2}, "monitor", "monitor-elevated-risk"),
+        ({"risk": 0.99, "flagged": True, "n_exchanges": 1}, "throttle", "throttle-near-certain-early"),
+        ({"risk": 0.99, "flagged": True, "n_exchanges": 0}, "monitor", "monitor-elevated-risk"),
         ({"risk": 0.96, "flagged": True, "n_exchanges": 5}, "throttle", "throttle-very-likely"),
         ({"risk": 0.92, "flagged": True, "n_exchanges": 7}, "throttle", "throttle-likely"),
         ({"risk": 0.7, "flagged": True, "n_exchanges": 9}, "monitor", "monitor-elevated-risk"),

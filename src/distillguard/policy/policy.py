@@ -87,7 +87,7 @@ DEFAULT_POLICY: dict[str, Any] = {
             "name": "throttle-near-certain-early",
             "when": {
                 "risk_at_least": 0.98,
-                "min_exchanges": 3
+                "min_exchanges": 1
             },
             "action": "throttle",
             "throttle": {
