@@ -80,6 +80,8 @@ def test_account_activity_counts_exchanges_before_since():
         ("account_id,action,first_ts\nc1,block,2026-03-02T00:00:00Z\n", "header"),
         ("account_id,action,first_ts,exchanges_before\nc1,allow,2026-03-02T00:00:00Z,3\n", ":2: field 'action'"),
         ("account_id,action,first_ts,exchanges_before\nc1,block,yesterday,3\n", ":2: field 'first_ts'"),
+        # No offset: which zone it meant is unknown, so it is refused rather than read as local time.
+        ("account_id,action,first_ts,exchanges_before\nc1,block,2026-03-02T00:00:00,3\n", ":2: field 'first_ts'"),
         ("account_id,action,first_ts,exchanges_before\nc1,block,2026-03-02T00:00:00Z,-1\n", ":2: field 'exchanges_before'"),
         ("account_id,action,first_ts,exchanges_before\n,block,2026-03-02T00:00:00Z,1\n", ":2: field 'account_id'"),
         ("account_id,action,first_ts,exchanges_before\nc1,block,2026-03-02T00:00:00Z,1\n"
@@ -97,4 +99,6 @@ def test_malformed_actions_are_one_line_errors(tmp_path: Path, body: str, messag
 def test_actions_timestamps_are_read_as_utc(tmp_path: Path):
     path = tmp_path / "actions.csv"
     path.write_text("account_id,action,first_ts,exchanges_before\nc1,throttle,2026-03-02T01:00:00.250Z,7\n")
+    assert read_actions(path) == [ActionRow("c1", "throttle", T0 + HOUR + 250, 7)]
+    path.write_text("account_id,action,first_ts,exchanges_before\nc1,throttle,2026-03-02T03:00:00.250+02:00,7\n")
     assert read_actions(path) == [ActionRow("c1", "throttle", T0 + HOUR + 250, 7)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pyarrow as pa
 from distillguard.errors import InputError
 from distillguard.evaluate.features import Activity
 from distillguard.evaluate.tables import csv_rows
+from distillguard.ingest.normalise import Rejected, epoch_ms
 from distillguard.policy.decision import ACTIONS
 from distillguard.schema import ACTIONS_CSV_HEADER
 
@@ -48,9 +48,11 @@ def read_actions(path: Path) -> list[ActionRow]:
             raise InputError(f"{path}:{line}: duplicate row for account {account!r} and action {action!r}")
         seen.add((account, action))
         try:
-            ts = int(datetime.fromisoformat(first_ts.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            raise InputError(f"{path}:{line}: field 'first_ts': {first_ts!r} is not an RFC 3339 time") from None
+            # The log reader's parser: an offset is required, so a time is never read as local.
+            ts = epoch_ms(first_ts, "first_ts")
+        except Rejected as exc:
+            raise InputError(f"{path}:{line}: field 'first_ts': {first_ts!r} is not an RFC 3339 time "
+                             f"({exc.reason})") from None
         if not before.isdigit():
             raise InputError(f"{path}:{line}: field 'exchanges_before': {before!r} is not a count")
         out.append(ActionRow(account, action, ts, int(before)))
