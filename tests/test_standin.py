@@ -144,3 +144,19 @@ def test_cli_registers_standin_and_gateway() -> None:
     assert result.exit_code == 0 and "--latency-ms" in result.output
     result = runner.invoke(cli_app, ["gateway", "--help"])
     assert result.exit_code == 0 and "--trusted-proxy" in result.output and "--max-header-bytes" in result.output
+
+
+def test_gateway_uses_the_operating_point_it_is_given() -> None:
+    """The gateway's budgets reach its detector, so it can flag as the `analyze` run it follows did."""
+    from distillguard.gateway.command import _gateway_app
+    from distillguard.scoring.model import AccountModel
+
+    options = {"upstream": "http://127.0.0.1:9", "max_body_bytes": 1 << 20, "trusted_proxy": [],
+               "upstream_timeout": 5.0, "redis": None, "attach": False, "policy": None, "accounts": None,
+               "releases": None, "links": None, "audit": None}
+    model = AccountModel.load()
+    strict = _gateway_app({**options, "fpr_budget": 0.001, "segment_fpr_budget": 0.0025})
+    loose = _gateway_app({**options, "fpr_budget": 0.01, "segment_fpr_budget": 1.0})
+    assert strict.state.gateway.detector.threshold == model.threshold(0.001, 0.0025)
+    assert loose.state.gateway.detector.threshold == model.threshold(0.01, 1.0)
+    assert loose.state.gateway.detector.threshold < strict.state.gateway.detector.threshold

@@ -240,6 +240,7 @@ class OnlineDetector:
         links: Path | None = None,
         attach: bool = False,
         fpr_budget: float = DEFAULT_FPR_BUDGET,
+        segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
     ) -> OnlineDetector:
         """A detector from the command line's files: in-process state, or shared through Redis."""
         from distillguard.ingest.rejects import RejectSink
@@ -268,6 +269,7 @@ class OnlineDetector:
             accounts=account_infos(account_table) if account_table is not None else None,
             releases=release_list(release_table) if release_table is not None else (),
             fpr_budget=fpr_budget,
+            segment_fpr_budget=segment_fpr_budget,
             attach=attach,
         )
         if links is not None:

@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from distillguard.engines.command import FprBudgetOption, SegmentBudgetOption
 from distillguard.errors import InputError
 from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 
 DEFAULT_MAX_CONCURRENCY = 256
 
@@ -59,7 +61,9 @@ def _gateway_app(options: dict[str, Any]) -> Any:
         upstream_timeout=options["upstream_timeout"],
     )
     detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
-                                     redis_url=options["redis"], links=path["links"], attach=options["attach"])
+                                     redis_url=options["redis"], links=path["links"], attach=options["attach"],
+                                     fpr_budget=options["fpr_budget"],
+                                     segment_fpr_budget=options["segment_fpr_budget"])
     return create_app(config, detector)
 
 
@@ -116,6 +120,8 @@ def gateway_command(
                                             "about one per core.")
     ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    fpr_budget: FprBudgetOption = 0.001,
+    segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
 ) -> None:
     """Run the online gateway: a proxy in front of an OpenAI- or Anthropic-compatible API that
     throttles, degrades or blocks distillation campaigns as they run."""
@@ -133,6 +139,7 @@ def gateway_command(
     options = {
         "upstream": upstream, "max_body_bytes": max_body_bytes, "trusted_proxy": list(trusted_proxy or ()),
         "upstream_timeout": upstream_timeout, "redis": redis, "attach": attach,
+        "fpr_budget": fpr_budget, "segment_fpr_budget": segment_fpr_budget,
         **{key: str(value) if value is not None else None
            for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),
                               ("audit", audit))},
