@@ -202,6 +202,9 @@ def test_replay_refuses_bad_options(world, tmp_path):
     result = runner.invoke(app, ["replay", str(world / "exchanges.jsonl.gz"), "--policy", str(bad),
                                  "--out", str(tmp_path / "o")])
     assert result.exit_code != 0
+    result = runner.invoke(app, ["replay", str(world / "exchanges.jsonl.gz"), "--segment-fpr-budget", "1.5",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
 
 
 def test_gateway_assess_matches_replay_observe(batch):
