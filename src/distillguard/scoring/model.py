@@ -236,12 +236,19 @@ class AccountModel:
         """`logit(x)` and `reasons(x)` from one pass over the trees."""
         x = np.asarray(x, dtype=np.float64)
         out: list[list[str]] = [[] for _ in range(len(x))]
-        # Leaf values per tree, kept: they are the "before" of every occlusion below.
-        per_tree = self.trees.per_tree(x)
-        logit = self.baseline + per_tree.sum(axis=1)
-        rows = np.flatnonzero(logit >= np.log(min_risk / (1 - min_risk)))
+        cut = np.log(min_risk / (1 - min_risk))
+        # Leaf values per tree of the rows to explain, kept: they are the "before" of every
+        # occlusion below. Only those rows' are kept (all of `large`'s would be 120 MB).
+        logit = np.empty(len(x))
+        kept = []
+        for lo in range(0, len(x), _ROWS_PER_STEP):
+            per_tree = self.trees.per_tree(x[lo : lo + _ROWS_PER_STEP])
+            logit[lo : lo + len(per_tree)] = self.baseline + per_tree.sum(axis=1)
+            kept.append(per_tree[logit[lo : lo + len(per_tree)] >= cut])
+        rows = np.flatnonzero(logit >= cut)
         if len(rows) == 0:
             return logit, out
+        per_tree = np.concatenate(kept)  # row i of it is x[rows[i]]
         # Occlude each reason's features (set them to a typical account's values) and measure the
         # drop in log-odds. Only the trees that split on those features can change, so only they
         # are walked again: all (code, row, tree) walks of a block of rows in one vectorised call.
@@ -260,7 +267,7 @@ class AccountModel:
             pair_rows = (code_of[None, :] * k + np.arange(k)[:, None]).reshape(-1)
             pair_trees = np.tile(tree_of, k)
             changed = self.trees.leaves(occluded.reshape(-1, x.shape[1]), pair_rows, pair_trees)
-            before = per_tree[chunk][pair_rows % k, pair_trees]
+            before = per_tree[lo : lo + k][pair_rows % k, pair_trees]
             drop = np.bincount(pair_rows, weights=before - changed, minlength=len(names) * k).reshape(len(names), k)
             for j, row in enumerate(chunk):
                 ranked = sorted(((drop[c, j], name) for c, name in enumerate(names)
