@@ -23,9 +23,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from distillguard.behaviour.features import FEATURES
 from distillguard.engines.local import account_table_for_training
 from distillguard.linking import CLUSTER_FEATURES
+from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.model import (
     DEFAULT_MODEL,
-    DEFAULT_SEGMENT_FPR_BUDGET,
     SUSPICIOUS_DIRECTION,
     AccountModel,
     Trees,

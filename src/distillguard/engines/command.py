@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distillguard.errors import InputError
-from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
+from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 
 if TYPE_CHECKING:
     from distillguard.engines.local import AnalysisResult
@@ -66,7 +66,7 @@ def analyze_command(
     accounts: AccountsOption = None,
     releases: ReleasesOption = None,
     fmt: FormatOption = "auto",
-    fpr_budget: FprBudgetOption = 0.001,
+    fpr_budget: FprBudgetOption = DEFAULT_FPR_BUDGET,
     segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
     model: Annotated[
         Path | None, typer.Option("--model", help="Scoring model JSON (default: the shipped model).")
@@ -154,7 +154,7 @@ def replay_command(
         Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped policies/default.yaml).")
     ] = None,
     fmt: FormatOption = "auto",
-    fpr_budget: FprBudgetOption = 0.001,
+    fpr_budget: FprBudgetOption = DEFAULT_FPR_BUDGET,
     segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
     relink_hours: Annotated[
         float,

@@ -26,7 +26,7 @@ from distillguard.intel.watchlist import Watchlist
 from distillguard.linking import LinkResult, link_accounts
 from distillguard.linking.link import Linker
 from distillguard.progress import track
-from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
+from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import cluster_verdicts, regroup, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals, request_prompts
@@ -227,7 +227,7 @@ def analyze(
     accounts: Path | None = None,
     releases: Path | None = None,
     fmt: str = "auto",
-    fpr_budget: float = 0.001,
+    fpr_budget: float = DEFAULT_FPR_BUDGET,
     segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
     model: AccountModel | None = None,
     db_path: Path | None = None,

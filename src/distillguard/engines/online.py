@@ -39,12 +39,11 @@ from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
-from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
+from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
-DEFAULT_FPR_BUDGET = 0.001
 # Reason codes cost ~15 model evaluations; an account's reasons change slowly, so they are
 # recomputed only after its volume grew by this share (or REASONS_MIN_STEP exchanges).
 REASONS_GROWTH = 0.25

@@ -12,7 +12,7 @@ import typer
 from distillguard.engines.command import FprBudgetOption, SegmentBudgetOption
 from distillguard.errors import InputError
 from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
-from distillguard.scoring import DEFAULT_SEGMENT_FPR_BUDGET
+from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 
 DEFAULT_MAX_CONCURRENCY = 256
 
@@ -120,7 +120,7 @@ def gateway_command(
                                             "about one per core.")
     ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
-    fpr_budget: FprBudgetOption = 0.001,
+    fpr_budget: FprBudgetOption = DEFAULT_FPR_BUDGET,
     segment_fpr_budget: SegmentBudgetOption = DEFAULT_SEGMENT_FPR_BUDGET,
 ) -> None:
     """Run the online gateway: a proxy in front of an OpenAI- or Anthropic-compatible API that

@@ -310,7 +310,7 @@ class AccountModel:
                 baseline=float(data["baseline"]),
                 typical=np.asarray(data["typical"], dtype=np.float64),
                 legit_risks=np.asarray(data.get("legit_risks", []), dtype=np.float64),
-                legit_risks_by_segment={str(k): np.sort(np.asarray(v, dtype=np.float64))
+                legit_risks_by_segment={str(k): np.asarray(v, dtype=np.float64)
                                         for k, v in data.get("legit_risks_by_segment", {}).items()},
                 meta=dict(data.get("meta", {})),
             )
