@@ -10,9 +10,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from scipy.sparse import csr_matrix
 
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
-from distillguard.linking.cluster import NO_CLUSTER, signature_merges
+from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
 from distillguard.linking.link import Linker
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
@@ -351,6 +352,61 @@ def test_signature_merges_join_pieces_of_one_group_only() -> None:
         assert {merged[i] for i, c in enumerate(labels) if c == cid} == {first[cid]}
     off = signature_merges(con, np.asarray(labels, dtype=np.int64), LinkConfig(merge_min_jaccard=0.0))
     assert off.tolist() == labels
+
+
+
+def two_sparse_operations(seed: int = 5):
+    """Operations A and B of 80 flagged accounts each, drawing on the same public material. Each
+    account keeps a few weak edges (about 0.2) to accounts of its own operation and one to the
+    other's, as among flagged accounts that share one or two fragments pairwise (`grouping`).
+    A asks mostly for capability 0, B for capability 2, both for 1 and for ordinary chat (3, their
+    cover traffic). Returns the edges, the ask counts and which operation each account belongs to."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1], 80)
+    pairs: dict[tuple[int, int], float] = {}
+    for i in range(len(truth)):
+        same = np.flatnonzero(truth == truth[i])
+        for j in [*rng.choice(same, 6), rng.choice(np.flatnonzero(truth != truth[i]))]:
+            if j != i:
+                pairs[(min(i, int(j)), max(i, int(j)))] = float(rng.uniform(0.1, 0.3))
+    a, b = np.asarray(list(pairs)).T
+    mix = {0: (0.45, 0.2, 0.05, 0.3), 1: (0.05, 0.2, 0.45, 0.3)}
+    counts = np.stack([rng.multinomial(int(rng.integers(8, 20)), mix[t]) for t in truth]).astype(float)
+    return a, b, np.asarray(list(pairs.values())), csr_matrix(counts), truth
+
+
+def main_cluster(labels: np.ndarray, members: np.ndarray) -> tuple[float, float]:
+    """(coverage, purity) of the cluster holding most of `members`."""
+    found = labels[members & (labels != NO_CLUSTER)]
+    if len(found) == 0:
+        return 0.0, 0.0
+    top = np.bincount(found).argmax()
+    return (found == top).sum() / members.sum(), (found == top).sum() / (labels == top).sum()
+
+
+def test_consolidate_joins_the_pieces_of_each_operation_and_sorts_accounts_by_ask_mix() -> None:
+    a, b, w, counts, truth = two_sparse_operations()
+    cfg = LinkConfig()
+    pieces = communities(a, b, w, len(truth), cfg, n_iterations=cfg.suspect_leiden_iterations)
+    # The Potts model alone cuts each operation into pieces (too sparse for its density threshold)...
+    assert all(main_cluster(pieces, truth == t)[0] < 0.6 for t in (0, 1))
+    out = consolidate(pieces, a, b, w, counts, cfg)
+    # ...which the consolidation joins, without mixing the two operations.
+    for t in (0, 1):
+        coverage, purity = main_cluster(out, truth == t)
+        assert coverage >= 0.9 and purity >= 0.9
+    off = consolidate(pieces, a, b, w, counts, dataclasses.replace(cfg, suspect_merge_resolution=0.0))
+    assert off.tolist() == pieces.tolist()
+
+
+def test_consolidate_leaves_a_lone_operation_whole() -> None:
+    a, b, w, counts, truth = two_sparse_operations()
+    lone = truth == 0
+    labels = np.where(lone, 7, NO_CLUSTER)
+    keep = lone[a] & lone[b]
+    out = consolidate(labels, a[keep], b[keep], w[keep], counts, LinkConfig())
+    assert len(set(out[lone].tolist())) == 1 and NO_CLUSTER not in out[lone]
+    assert (out[~lone] == NO_CLUSTER).all()
 
 
 OPENERS = (

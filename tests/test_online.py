@@ -177,8 +177,8 @@ def test_replay_writes_the_contract(replayed, world):
 def test_replay_final_risk_agrees_with_analyze(replayed):
     """Parity (README "Containing campaigns online"): after the whole log, |risk difference| <= 0.1 for every account and
     <= 0.02 for 95% of them, and the flag agrees for at least 99% (the sketches are the only source
-    of difference; below their sizes features are exact), and accounts with the same flag are
-    clustered in both or in neither."""
+    of difference; below their sizes features are exact), and accounts with the same flag, outside
+    the clusters of accounts whose flag differs, are clustered in both or in neither."""
     out, batch_out = replayed
     online = {r["account_id"]: r for r in _csv(out / "accounts.csv")}
     batch = {r["account_id"]: r for r in _csv(batch_out / "accounts.csv")}
@@ -188,9 +188,15 @@ def test_replay_final_risk_agrees_with_analyze(replayed):
     assert diffs[math.floor(0.95 * (len(diffs) - 1))] <= 0.02
     agree = sum(online[a]["flagged"] == batch[a]["flagged"] for a in batch)
     assert agree >= 0.99 * len(batch)
-    # Reported clusters are grouped by verdict, so an account whose flag differs may differ here too.
-    same_flag = [a for a in batch if online[a]["flagged"] == batch[a]["flagged"]]
-    assert all(bool(online[a]["cluster_id"]) == bool(batch[a]["cluster_id"]) for a in same_flag)
+    # Reported clusters are grouped by verdict, so an account whose flag differs may be clustered
+    # differently, and so may the members of its cluster (one account fewer can leave a group below
+    # the minimum cluster size): compare the others.
+    differ = {a for a in batch if online[a]["flagged"] != batch[a]["flagged"]}
+    touched = [{r[a]["cluster_id"] for a in differ} - {""} for r in (online, batch)]
+    settled = [a for a in batch if a not in differ
+               and online[a]["cluster_id"] not in touched[0] and batch[a]["cluster_id"] not in touched[1]]
+    assert len(settled) >= 0.95 * len(batch)
+    assert all(bool(online[a]["cluster_id"]) == bool(batch[a]["cluster_id"]) for a in settled)
 
 
 def test_replay_refuses_bad_options(world, tmp_path):

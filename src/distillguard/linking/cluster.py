@@ -13,7 +13,7 @@ import igraph as ig
 import leidenalg
 import numpy as np
 import pyarrow as pa
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from distillguard.linking.config import LinkConfig
@@ -103,3 +103,120 @@ def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: Li
     clustered = merged != NO_CLUSTER
     merged[clustered] = lowest[component[merged[clustered]]]
     return merged
+
+
+def ask_idf(counts: csr_matrix) -> np.ndarray:
+    """Inverse document frequency of each ask column over the accounts with any ask.
+
+    An ask nearly every account makes (ordinary chat, which campaigns mix in as cover) says next to
+    nothing about which operation an account belongs to. The added one keeps its weight above zero,
+    so accounts that all ask alike (a lone operation) still have a profile."""
+    askers = max(int((counts.getnnz(axis=1) > 0).sum()), 1)
+    users = np.maximum(counts.getnnz(axis=0), 1)
+    return np.log((askers + 1) / users)
+
+
+def _indicator(labels: np.ndarray, clusters: np.ndarray) -> csr_matrix:
+    """(clusters x accounts) 0/1 matrix of membership, for the accounts labelled with `clusters`."""
+    pos = np.searchsorted(clusters, labels)
+    member = (labels != NO_CLUSTER) & (pos < len(clusters))
+    member[member] = clusters[pos[member]] == labels[member]
+    rows = np.flatnonzero(member)
+    return csr_matrix((np.ones(len(rows)), (pos[rows], rows)), shape=(len(clusters), len(labels)))
+
+
+def _merge_alike(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarray, counts: csr_matrix,
+                 cfg: LinkConfig) -> np.ndarray:
+    """Merge communities by modularity on the graph *of communities*, each weighted by how alike
+    the two communities ask (cosine of their IDF-weighted ask totals)."""
+    clusters = np.unique(labels[labels != NO_CLUSTER])
+    if len(clusters) < 2:
+        return labels
+    inside = (labels[a] != NO_CLUSTER) & (labels[b] != NO_CLUSTER)
+    ca = np.searchsorted(clusters, labels[a[inside]])
+    cb = np.searchsorted(clusters, labels[b[inside]])
+    k = len(clusters)
+    # Edges inside a community become its self-loop: modularity needs each community's strength.
+    agg = coo_matrix((weight[inside], (np.minimum(ca, cb), np.maximum(ca, cb))), shape=(k, k)).tocsr()
+    agg.sum_duplicates()
+    profile = np.asarray((_indicator(labels, clusters) @ counts).todense()) * ask_idf(counts)
+    profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+    src, dst = agg.nonzero()
+    alike = np.einsum("ij,ij->i", profile[src], profile[dst])
+    w = np.asarray(agg[src, dst]).ravel() * np.clip(alike, 0.0, 1.0)
+    keep = w > 0
+    graph = ig.Graph(n=k, edges=np.column_stack([src[keep], dst[keep]]).tolist(),
+                     edge_attrs={"weight": w[keep].tolist()})
+    merged = leidenalg.find_partition(graph, leidenalg.RBConfigurationVertexPartition, weights="weight",
+                                      resolution_parameter=cfg.suspect_merge_resolution, seed=0)
+    membership = np.asarray(merged.membership, dtype=np.int64)
+    out = labels.copy()
+    clustered = out != NO_CLUSTER
+    out[clustered] = membership[np.searchsorted(clusters, out[clustered])]
+    return out
+
+
+def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matrix, cfg: LinkConfig) -> np.ndarray:
+    """Move accounts to the neighbouring operation whose ask mix explains theirs clearly better.
+
+    Each round, every operation of `cfg.reassign_min_accounts` or more gets a multinomial over asks
+    (its members' counts, smoothed). An account with asks and an edge into such an operation joins
+    the one with the highest log-likelihood *per exchange* of its asks, if that beats its current
+    operation's by `cfg.reassign_margin` (or it has none). Per exchange, because accounts are not
+    draws from one multinomial: a large account of one operation mixes its few tasks unevenly, and
+    its total log-likelihood would favour whichever broad mix happens to be nearby."""
+    ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
+    n_asks = np.asarray(counts.sum(axis=1)).ravel()
+    out = labels.copy()
+    for _ in range(cfg.reassign_rounds):
+        sizes = np.bincount(out[out != NO_CLUSTER])
+        clusters = np.flatnonzero(sizes >= cfg.reassign_min_accounts)
+        if len(clusters) < 2:
+            break
+        totals = np.asarray((_indicator(out, clusters) @ counts).todense()) + 0.5
+        log_theta = np.log(totals / totals.sum(axis=1, keepdims=True))
+        # Candidates: (account, operation of a neighbour), once each.
+        pos = np.searchsorted(clusters, out[eb])
+        ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0)
+        ok[ok] &= clusters[pos[ok]] == out[eb][ok]
+        pairs = np.unique(np.column_stack([ea[ok], pos[ok]]), axis=0)
+        if len(pairs) == 0:
+            break
+        acc, cand = pairs[:, 0], pairs[:, 1]
+        log_prior = np.log(sizes[clusters] / sizes[clusters].sum())
+        fit = (np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel() + log_prior[cand]) / n_asks[acc]
+        current = np.full(len(out), -np.inf)
+        own = clusters[cand] == out[acc]
+        current[acc[own]] = fit[own]
+        order = np.lexsort((-fit, acc))
+        best = order[np.r_[True, acc[order][1:] != acc[order][:-1]]]
+        move = best[fit[best] >= current[acc[best]] + cfg.reassign_margin]
+        move = move[clusters[cand[move]] != out[acc[move]]]
+        if len(move) == 0:
+            break
+        out = out.copy()
+        out[acc[move]] = clusters[cand[move]]
+    return out
+
+
+def consolidate(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarray, counts: csr_matrix,
+                cfg: LinkConfig) -> np.ndarray:
+    """Join the pieces of one operation among flagged accounts, then sort accounts by ask mix.
+
+    Among flagged accounts, each keeps only its strongest weak edges (`grouping`), so a large
+    operation's density falls with its size and the constant Potts model cuts it into pieces. Two
+    pieces of one operation are more connected than their sizes predict, and ask for the same mix
+    of capabilities: a modularity pass over the graph of communities (which can merge them but
+    never splits one) joins those. Then an operation that harvests the same public material as
+    another is told apart by its ask mix: each account moves to the neighbouring operation whose
+    mix best explains its own (`_reassign`).
+
+    `counts` is (accounts x asks): each flagged account's exchanges per ask. A lone operation is
+    one community and stays whole; `cfg.suspect_merge_resolution = 0` disables both steps.
+    """
+    if cfg.suspect_merge_resolution <= 0 or (labels != NO_CLUSTER).sum() == 0:
+        return labels
+    out = _reassign(_merge_alike(labels, a, b, weight, counts, cfg), a, b, counts, cfg)
+    sizes = np.bincount(out[out != NO_CLUSTER])
+    out[(out != NO_CLUSTER) & (sizes[np.maximum(out, 0)] < cfg.min_cluster_accounts)] = NO_CLUSTER
+    return out

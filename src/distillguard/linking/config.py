@@ -93,6 +93,14 @@ class LinkConfig:
     # Its graph is denser (weak edges among flagged accounts): on the tuning worlds two Leiden passes
     # reach within 0.02% of the converged partition's quality in half the time or less.
     suspect_leiden_iterations: int = 2
+    # Then (`cluster.consolidate`): communities are merged by modularity at this resolution on the
+    # graph of communities (0 disables), and accounts move, for up to `reassign_rounds` rounds, to
+    # the neighbouring operation of at least `reassign_min_accounts` whose ask mix fits them better
+    # by `reassign_margin` (log-likelihood per exchange, nats).
+    suspect_merge_resolution: float = 1.0
+    reassign_rounds: int = 5
+    reassign_min_accounts: int = 10
+    reassign_margin: float = 0.05
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10
     # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least

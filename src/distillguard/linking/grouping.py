@@ -22,6 +22,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
+from scipy.sparse import csr_matrix
 
 from distillguard.linking.config import INFRA, KIND_ID, SYNC, LinkConfig
 from distillguard.linking.content import CONTENT_KINDS
@@ -75,10 +76,12 @@ def _weak_sql(cfg: LinkConfig) -> list[str]:
         WITH pairs AS (
             SELECT a, b, sum(e) AS e FROM _lk_sus_kind GROUP BY ALL HAVING sum(e) >= {cfg.suspect_min_evidence}
         ),
-        asks AS (
+        counts AS (
             SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid)
             WHERE s.flagged GROUP BY ALL
         ),
+        idf AS (SELECT ask, ln(((SELECT count(DISTINCT aid) FROM counts) + 1) / count(*)) AS idf FROM counts GROUP BY ask),
+        asks AS (SELECT aid, ask, n * idf AS n FROM counts JOIN idf USING (ask)),
         norm AS (SELECT aid, sqrt(sum(n * n)) AS norm FROM asks GROUP BY aid),
         alike AS (
             SELECT p.a, p.b, any_value(p.e) AS e,
@@ -138,3 +141,12 @@ def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
     )
     for name in _WEAK_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def ask_counts(con: duckdb.DuckDBPyConnection, n_accounts: int) -> csr_matrix:
+    """(accounts x asks) exchanges of each flagged account per (capability, elicitation pattern)."""
+    rows = con.execute(
+        "SELECT x.aid, x.ask, count(*) AS n FROM _lk_x x JOIN _lk_side s USING (aid) WHERE s.flagged GROUP BY ALL"
+    ).fetchnumpy()
+    asks, column = np.unique(rows["ask"], return_inverse=True)
+    return csr_matrix((rows["n"].astype(np.float64), (rows["aid"], column)), shape=(n_accounts, max(len(asks), 1)))

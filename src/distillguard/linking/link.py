@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.behaviour.features import ensure_side_tables
-from distillguard.linking.cluster import NO_CLUSTER, communities, signature_merges
+from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
 from distillguard.linking.config import (
     CREATION_BURST,
     NEW_MODEL_PIVOT,
@@ -23,7 +23,7 @@ from distillguard.linking.config import (
 from distillguard.linking.content import CONTENT_TABLES, attach_sql, score_content
 from distillguard.linking.features import CLUSTER_FEATURES, cluster_feature_sql, reason_sql
 from distillguard.linking.graph import build_graph, drop_temp_tables
-from distillguard.linking.grouping import GROUPING_TABLES, by_verdict, set_sides, whole_graph
+from distillguard.linking.grouping import GROUPING_TABLES, ask_counts, by_verdict, set_sides, whole_graph
 from distillguard.signals.capability import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -207,8 +207,13 @@ class Linker:
         if side is None:
             labels = signature_merges(con, labels, cfg)
         else:
+            within = side[edges["a"]] & side[edges["b"]]
+            operations = consolidate(np.where(side, labels, NO_CLUSTER), edges["a"][within], edges["b"][within],
+                                     edges["weight"][within], ask_counts(con, len(side)), cfg)
+            # New community numbers, clear of the other side's.
+            operations[operations != NO_CLUSTER] += labels.max() + 1
             # Merging by signature stays within one verdict, like every edge of this grouping.
-            labels = np.where(side, signature_merges(con, np.where(side, labels, NO_CLUSTER), cfg),
+            labels = np.where(side, signature_merges(con, operations, cfg),
                               signature_merges(con, np.where(side, NO_CLUSTER, labels), cfg))
         _set_members(con, labels)
         self._clock.lap("clustering")
