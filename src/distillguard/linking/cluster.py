@@ -161,10 +161,14 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
 
     Each round, every operation of `cfg.reassign_min_accounts` or more gets a multinomial over asks
     (its members' counts, smoothed). An account with asks and an edge into such an operation joins
-    the one with the highest log-likelihood *per exchange* of its asks, if that beats its current
-    operation's by `cfg.reassign_margin` (or it has none). Per exchange, because accounts are not
-    draws from one multinomial: a large account of one operation mixes its few tasks unevenly, and
-    its total log-likelihood would favour whichever broad mix happens to be nearby."""
+    the one with the highest log-likelihood *per exchange* of its asks (with the log of the
+    operation's share of accounts as prior), if that beats its current operation's by
+    `cfg.reassign_margin`. Per exchange, because accounts are not draws from one multinomial: a
+    large account of one operation mixes its few tasks unevenly, and its total log-likelihood would
+    favour whichever broad mix happens to be nearby. An account in no such operation (unclustered,
+    or in a group too small to have a mix) joins one only if it fits it at least as well as the
+    worst `cfg.reassign_newcomer_quantile` of its members: a flagged customer with one weak edge
+    into an operation is not pulled in."""
     ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
     n_asks = np.asarray(counts.sum(axis=1)).ravel()
     out = labels.copy()
@@ -184,7 +188,8 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
             break
         acc, cand = pairs[:, 0], pairs[:, 1]
         log_prior = np.log(sizes[clusters] / sizes[clusters].sum())
-        fit = (np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel() + log_prior[cand]) / n_asks[acc]
+        log_lik = np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel()
+        fit = (log_lik + log_prior[cand]) / n_asks[acc]
         current = np.full(len(out), -np.inf)
         own = clusters[cand] == out[acc]
         current[acc[own]] = fit[own]
@@ -192,6 +197,11 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         best = order[np.r_[True, acc[order][1:] != acc[order][:-1]]]
         move = best[fit[best] >= current[acc[best]] + cfg.reassign_margin]
         move = move[clusters[cand[move]] != out[acc[move]]]
+        typical = np.full(len(clusters), np.inf)
+        for k in np.unique(cand[own]):
+            typical[k] = np.quantile(fit[own & (cand == k)], cfg.reassign_newcomer_quantile)
+        newcomer = np.isinf(current[acc[move]])
+        move = move[~newcomer | (fit[move] >= typical[cand[move]])]
         if len(move) == 0:
             break
         out = out.copy()

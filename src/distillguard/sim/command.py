@@ -34,7 +34,7 @@ def simulate_command(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed and scenario give identical files.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (created if missing).")],
     scale: Annotated[float, typer.Option("--scale", help="Multiply the number of accounts, and so the volume.")] = 1.0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar and no summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
 ) -> None:
     """Simulate API traffic with ground truth: ordinary users, hard cases and distillation campaigns.
 
