@@ -360,19 +360,21 @@ def two_sparse_operations(seed: int = 5):
     account keeps a few weak edges (about 0.2) to accounts of its own operation and one to the
     other's, as among flagged accounts that share one or two fragments pairwise (`grouping`).
     A asks mostly for capability 0, B for capability 2, both for 1 and for ordinary chat (3, their
-    cover traffic). The last account is a flagged customer (truth 2) with one weak edge into A, who
-    asks for 1 and chats. Returns the edges, the ask counts and who belongs where."""
+    cover traffic). Two more flagged accounts touch A, too faintly for the Potts model: a customer
+    (truth 2) with three weak edges into it, who chats and asks for 2, which A seldom does, and an
+    account asking like A (truth 3) with a single edge.
+    Returns the edges, the ask counts and who belongs where."""
     rng = np.random.default_rng(seed)
-    truth = np.repeat([0, 1, 2], [80, 80, 1])
+    truth = np.repeat([0, 1, 2, 3], [80, 80, 1, 1])
     pairs: dict[tuple[int, int], float] = {}
     for i in range(160):
         same = np.flatnonzero(truth == truth[i])
         for j in [*rng.choice(same, 6), rng.choice(np.flatnonzero(truth == 1 - truth[i]))]:
             if j != i:
                 pairs[(min(i, int(j)), max(i, int(j)))] = float(rng.uniform(0.1, 0.3))
-    pairs[(0, 160)] = 0.3
+    pairs.update({(0, 160): 0.05, (1, 160): 0.05, (2, 160): 0.05, (3, 161): 0.05})
     a, b = np.asarray(list(pairs)).T
-    mix = {0: (0.45, 0.2, 0.05, 0.3), 1: (0.05, 0.2, 0.45, 0.3), 2: (0.0, 0.4, 0.0, 0.6)}
+    mix = {0: (0.45, 0.2, 0.05, 0.3), 1: (0.05, 0.2, 0.45, 0.3), 2: (0.0, 0.0, 0.4, 0.6), 3: (0.45, 0.2, 0.05, 0.3)}
     counts = np.stack([rng.multinomial(int(rng.integers(8, 20)), mix[t]) for t in truth]).astype(float)
     return a, b, np.asarray(list(pairs.values())), csr_matrix(counts), truth
 
@@ -397,8 +399,9 @@ def test_consolidate_joins_the_pieces_of_each_operation_and_sorts_accounts_by_as
     for t in (0, 1):
         coverage, purity = main_cluster(out, truth == t)
         assert coverage >= 0.9 and purity >= 0.9
-    # The customer's one edge into A does not make it part of A: it asks unlike A's members.
-    assert out[truth == 2].tolist() == [NO_CLUSTER]
+    # Neither account at A's edge is pulled in: the customer asks unlike A's members, the other
+    # has a single edge into A (a coincidence as likely as a sign).
+    assert out[truth >= 2].tolist() == [NO_CLUSTER, NO_CLUSTER]
     off = consolidate(pieces, a, b, w, counts, dataclasses.replace(cfg, suspect_merge_resolution=0.0))
     assert off.tolist() == pieces.tolist()
 

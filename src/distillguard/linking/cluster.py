@@ -183,7 +183,7 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         pos = np.searchsorted(clusters, out[eb])
         ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0)
         ok[ok] &= clusters[pos[ok]] == out[eb][ok]
-        pairs = np.unique(np.column_stack([ea[ok], pos[ok]]), axis=0)
+        pairs, links = np.unique(np.column_stack([ea[ok], pos[ok]]), axis=0, return_counts=True)
         if len(pairs) == 0:
             break
         acc, cand = pairs[:, 0], pairs[:, 1]
@@ -201,7 +201,7 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         for k in np.unique(cand[own]):
             typical[k] = np.quantile(fit[own & (cand == k)], cfg.reassign_newcomer_quantile)
         newcomer = np.isinf(current[acc[move]])
-        move = move[~newcomer | (fit[move] >= typical[cand[move]])]
+        move = move[~newcomer | ((fit[move] >= typical[cand[move]]) & (links[move] >= cfg.reassign_newcomer_links))]
         if len(move) == 0:
             break
         out = out.copy()

@@ -101,8 +101,10 @@ class LinkConfig:
     reassign_rounds: int = 5
     reassign_min_accounts: int = 10
     reassign_margin: float = 0.05
-    # An unclustered account joins an operation only if it fits it as well as this quantile of its members.
+    # An unclustered account joins an operation only if it fits it as well as this quantile of its
+    # members, and has edges to at least `reassign_newcomer_links` of them.
     reassign_newcomer_quantile: float = 0.1
+    reassign_newcomer_links: int = 3
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10
     # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least
