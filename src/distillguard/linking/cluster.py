@@ -4,6 +4,8 @@ Connected components alone chain: one coincidental edge would merge two campaign
 and a bystander. The constant Potts model asks every community to be denser than `resolution`
 (in edge-weight units), so loosely attached accounts and bridges between dense groups are cut,
 and it has no resolution limit: a 5-account group and a 5,000-account group are found alike.
+Where a group's density falls with its size (flagged accounts keep only their strongest weak
+edges), that constant threshold cuts one operation into pieces: `consolidate` joins them.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def ask_idf(counts: csr_matrix) -> np.ndarray:
 
     An ask nearly every account makes (ordinary chat, which campaigns mix in as cover) says next to
     nothing about which operation an account belongs to. The added one keeps its weight above zero,
-    so accounts that all ask alike (a lone operation) still have a profile."""
+    so accounts that all ask alike (a lone operation) still have a profile. The same weighting as
+    the account profiles of `grouping`'s weak edges (there in SQL)."""
     askers = max(int((counts.getnnz(axis=1) > 0).sum()), 1)
     users = np.maximum(counts.getnnz(axis=0), 1)
     return np.log((askers + 1) / users)
@@ -167,8 +170,9 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
     large account of one operation mixes its few tasks unevenly, and its total log-likelihood would
     favour whichever broad mix happens to be nearby. An account in no such operation (unclustered,
     or in a group too small to have a mix) joins one only if it fits it at least as well as the
-    worst `cfg.reassign_newcomer_quantile` of its members: a flagged customer with one weak edge
-    into an operation is not pulled in."""
+    worst `cfg.reassign_newcomer_quantile` of its members and has edges to at least
+    `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two into an
+    operation is not pulled in."""
     ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
     n_asks = np.asarray(counts.sum(axis=1)).ravel()
     out = labels.copy()

@@ -12,9 +12,10 @@ reported clusters are *operations*, grouped by verdict:
   such fragments with each other. Among accounts already flagged on their own behaviour, that
   sharing is what joins them into one operation. Two flagged accounts are joined when their shared
   content and synchrony evidence reaches `cfg.suspect_min_evidence`, weighted by how alike they ask
-  (the cosine of their (capability, elicitation pattern) mixes, to the power
-  `cfg.suspect_profile_power`): two operations drawing on the same public prompt material but
-  harvesting different capabilities stay apart.
+  (the cosine of their (capability, elicitation pattern) mixes, common asks down-weighted, to the
+  power `cfg.suspect_profile_power`): two operations drawing on the same public prompt material but
+  harvesting different capabilities stay apart. `cluster.consolidate` then joins the pieces the
+  constant Potts model cuts a large operation into.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _weak_sql(cfg: LinkConfig) -> list[str]:
             SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid)
             WHERE s.flagged GROUP BY ALL
         ),
+        -- Common asks (the ordinary chat campaigns mix in as cover) weigh little: `cluster.ask_idf`.
         idf AS (SELECT ask, ln(((SELECT count(DISTINCT aid) FROM counts) + 1) / count(*)) AS idf FROM counts GROUP BY ask),
         asks AS (SELECT aid, ask, n * idf AS n FROM counts JOIN idf USING (ask)),
         norm AS (SELECT aid, sqrt(sum(n * n)) AS norm FROM asks GROUP BY aid),
