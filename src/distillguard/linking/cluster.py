@@ -187,10 +187,10 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         pos = np.searchsorted(clusters, out[eb])
         ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0)
         ok[ok] &= clusters[pos[ok]] == out[eb][ok]
-        pairs, links = np.unique(np.column_stack([ea[ok], pos[ok]]), axis=0, return_counts=True)
-        if len(pairs) == 0:
+        keys, links = np.unique(ea[ok].astype(np.int64) * len(clusters) + pos[ok], return_counts=True)
+        if len(keys) == 0:
             break
-        acc, cand = pairs[:, 0], pairs[:, 1]
+        acc, cand = keys // len(clusters), keys % len(clusters)
         log_prior = np.log(sizes[clusters] / sizes[clusters].sum())
         log_lik = np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel()
         fit = (log_lik + log_prior[cand]) / n_asks[acc]
@@ -202,8 +202,11 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         move = best[fit[best] >= current[acc[best]] + cfg.reassign_margin]
         move = move[clusters[cand[move]] != out[acc[move]]]
         typical = np.full(len(clusters), np.inf)
-        for k in np.unique(cand[own]):
-            typical[k] = np.quantile(fit[own & (cand == k)], cfg.reassign_newcomer_quantile)
+        members = np.flatnonzero(own)
+        members = members[np.argsort(cand[members], kind="stable")]
+        for group in np.split(members, np.flatnonzero(np.diff(cand[members])) + 1):
+            if len(group):
+                typical[cand[group[0]]] = np.quantile(fit[group], cfg.reassign_newcomer_quantile)
         newcomer = np.isinf(current[acc[move]])
         move = move[~newcomer | ((fit[move] >= typical[cand[move]]) & (links[move] >= cfg.reassign_newcomer_links))]
         if len(move) == 0:
