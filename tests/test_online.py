@@ -249,8 +249,8 @@ def _signals_table(rows):
 
 
 def test_cluster_keys_keep_only_distinctive_keys():
-    """A campaign's own wrapper attaches a newcomer; a stock prompt it shares with honest accounts
-    and a single shared key do not."""
+    """A campaign's own wrapper attaches a newcomer, even when a linking pass split the campaign over
+    two clusters; a stock prompt it shares with honest accounts and a single shared key do not."""
     import duckdb
     import pyarrow as pa
 
@@ -260,13 +260,16 @@ def test_cluster_keys_keep_only_distinctive_keys():
     for i in range(4):  # campaign: its own wrapper (frame 111, band 7001) plus a stock prompt (frame 999)
         rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "frame_hash": 111, "lsh": [7001] + [i] * 7})
         rows.append({"request_id": f"c{i}s", "account_id": f"camp-{i}", "frame_hash": 999, "lsh": [8000 + i] * 8})
+    for i in range(4, 7):  # the same network, found as a second cluster by the linking pass
+        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "frame_hash": 111, "lsh": [6000 + i] * 8})
     for i in range(6):  # honest users of the stock prompt
         rows.append({"request_id": f"l{i}", "account_id": f"legit-{i}", "frame_hash": 999, "lsh": [9000 + i] * 8})
     con = duckdb.connect()
     con.register("signals_in", _signals_table(rows))
     con.execute("CREATE TABLE signals AS SELECT * FROM signals_in")
-    members = pa.table({"account_id": [f"camp-{i}" for i in range(4)], "cluster_id": ["cl-1"] * 4})
-    index = cluster_keys(con, members, ["cl-1"])
+    members = pa.table({"account_id": [f"camp-{i}" for i in range(7)], "cluster_id": ["cl-1"] * 4 + ["cl-2"] * 3})
+    index = cluster_keys(con, members, ["cl-1", "cl-2"])
+    # The wrapper is split 4/3 over the two clusters: still distinctive, lent to the larger share.
     assert index[("frame", "111")] == "cl-1" and index[("lsh", "7001")] == "cl-1"
     assert ("frame", "999") not in index  # shared with honest accounts: not distinctive
     assert match_cluster({"frame_hash": 111, "lsh": [7001, 1, 2, 3, 4, 5, 6, 7]}, index) == "cl-1"

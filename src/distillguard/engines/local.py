@@ -61,6 +61,8 @@ def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:
     # One spill folder per process: concurrent analyses must not share DuckDB's temporary files.
     spill = Path(tempfile.gettempdir()) / f"distillguard-spill-{os.getpid()}"
     con.execute(f"SET temp_directory = '{spill}'")
+    # The commands draw their own progress bars (and none with --quiet); DuckDB's would interleave.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

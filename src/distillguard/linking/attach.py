@@ -6,9 +6,10 @@ material: its task lists and wrappers (template hashes and near-duplicate bands,
 paraphrase better than exact text) and, for a lazier network, its infrastructure.
 
 At each pass, `cluster_keys` collects the keys that are *distinctive* of a high-risk cluster: used
-by at least `MIN_MEMBERS` of its accounts and by almost no account outside it (`MIN_PURITY` of
-their users are members), so a stock prompt or a campus NAT shared with honest accounts never
-qualifies. Online, `row_keys` lists an exchange's keys and an unclustered account whose exchange
+by at least `MIN_MEMBERS` of its accounts and by almost no account outside the high-risk clusters
+(`MIN_PURITY` of their users are members of one), so a stock prompt or a campus NAT shared with
+honest accounts never qualifies. A key shared by several high-risk clusters (one network that a
+linking pass found in pieces) goes to the cluster with most of its users. Online, `row_keys` lists an exchange's keys and an unclustered account whose exchange
 hits `MIN_HITS` distinctive keys of one cluster joins it until the next pass decides for real.
 """
 
@@ -57,17 +58,21 @@ def cluster_keys(con: duckdb.DuckDBPyConnection, members: pa.Table, clusters: It
                 WITH users AS (
                     SELECT DISTINCT account_id, {expr} AS key FROM signals
                 ),
-                candidate AS (
+                by_cluster AS (
                     SELECT u.key, m.cluster_id, count(*) AS n
                     FROM users u JOIN _att_members m USING (account_id)
                     WHERE u.key IS NOT NULL AND m.cluster_id IN (SELECT cluster_id FROM _att_wanted)
-                    GROUP BY ALL HAVING count(*) >= {MIN_MEMBERS}
+                    GROUP BY ALL
+                ),
+                candidate AS (
+                    SELECT key, arg_max(cluster_id, n) AS cluster_id, max(n) AS n, sum(n) AS inside
+                    FROM by_cluster GROUP BY key HAVING max(n) >= {MIN_MEMBERS}
                 ),
                 total AS (
                     SELECT key, count(*) AS n FROM users WHERE key IN (SELECT key FROM candidate) GROUP BY key
                 )
                 SELECT c.key, c.cluster_id FROM candidate c JOIN total t USING (key)
-                WHERE c.n >= {MIN_PURITY} * t.n
+                WHERE c.inside >= {MIN_PURITY} * t.n
             """).fetchall()
             for key, cluster in rows:
                 index[(kind, key)] = cluster
