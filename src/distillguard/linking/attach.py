@@ -9,8 +9,9 @@ At each pass, `cluster_keys` collects the keys that are *distinctive* of a high-
 by at least `MIN_MEMBERS` of its accounts and by almost no account outside the high-risk clusters
 (`MIN_PURITY` of their users are members of one), so a stock prompt or a campus NAT shared with
 honest accounts never qualifies. A key shared by several high-risk clusters (one network that a
-linking pass found in pieces) goes to the cluster with most of its users. Online, `row_keys` lists an exchange's keys and an unclustered account whose exchange
-hits `MIN_HITS` distinctive keys of one cluster joins it until the next pass decides for real.
+linking pass found in pieces) goes to the cluster with most of its users. Online, `row_keys` lists
+an exchange's keys and an unclustered account whose exchange hits `MIN_HITS` distinctive keys of
+one cluster joins it until the next pass decides for real.
 """
 
 from __future__ import annotations

@@ -44,11 +44,16 @@ def communities(
         n_iterations=n_iterations,
         seed=0,
     )
-    membership = np.asarray(partition.membership, dtype=np.int64)
-    sizes = np.bincount(membership)
-    keep = sizes[membership] >= cfg.min_cluster_accounts
-    labels[nodes[keep]] = membership[keep]
-    return labels
+    labels[nodes] = partition.membership
+    return _without_small(labels, cfg.min_cluster_accounts)
+
+
+def _without_small(labels: np.ndarray, min_accounts: int) -> np.ndarray:
+    """`labels` with the members of communities smaller than `min_accounts` set to NO_CLUSTER."""
+    clustered = labels != NO_CLUSTER
+    small = np.zeros(len(labels), dtype=bool)
+    small[clustered] = np.bincount(labels[clustered])[labels[clustered]] < min_accounts
+    return np.where(small, NO_CLUSTER, labels)
 
 
 def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: LinkConfig) -> np.ndarray:
@@ -233,7 +238,5 @@ def consolidate(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nda
     """
     if cfg.suspect_merge_resolution <= 0 or (labels != NO_CLUSTER).sum() == 0:
         return labels
-    out = _reassign(_merge_alike(labels, a, b, weight, counts, cfg), a, b, counts, cfg)
-    sizes = np.bincount(out[out != NO_CLUSTER])
-    out[(out != NO_CLUSTER) & (sizes[np.maximum(out, 0)] < cfg.min_cluster_accounts)] = NO_CLUSTER
-    return out
+    return _without_small(_reassign(_merge_alike(labels, a, b, weight, counts, cfg), a, b, counts, cfg),
+                          cfg.min_cluster_accounts)

@@ -33,6 +33,10 @@ GROUPING_TABLES = ("_lk_edge", "_lk_side", *_WEAK_TABLES)
 # Plain (non-elicitation) content counts only on wrapper fragments, whose slot diversity tells a
 # template from a copy: a popular prompt repeated verbatim (its skeleton) is no sign of an operation.
 _WRAPPER_IDS = ", ".join(str(KIND_ID[k]) for k in CONTENT_KINDS)
+# Each flagged account's exchanges per ask (capability, elicitation pattern): its profile.
+_FLAGGED_ASKS_SQL = (
+    "SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid) WHERE s.flagged GROUP BY ALL"
+)
 
 
 def whole_graph(con: duckdb.DuckDBPyConnection) -> None:
@@ -77,10 +81,7 @@ def _weak_sql(cfg: LinkConfig) -> list[str]:
         WITH pairs AS (
             SELECT a, b, sum(e) AS e FROM _lk_sus_kind GROUP BY ALL HAVING sum(e) >= {cfg.suspect_min_evidence}
         ),
-        counts AS (
-            SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid)
-            WHERE s.flagged GROUP BY ALL
-        ),
+        counts AS ({_FLAGGED_ASKS_SQL}),
         -- Common asks (the ordinary chat campaigns mix in as cover) weigh little: `cluster.ask_idf`.
         idf AS (SELECT ask, ln(((SELECT count(DISTINCT aid) FROM counts) + 1) / count(*)) AS idf FROM counts GROUP BY ask),
         asks AS (SELECT aid, ask, n * idf AS n FROM counts JOIN idf USING (ask)),
@@ -147,8 +148,6 @@ def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
 
 def ask_counts(con: duckdb.DuckDBPyConnection, n_accounts: int) -> csr_matrix:
     """(accounts x asks) exchanges of each flagged account per (capability, elicitation pattern)."""
-    rows = con.execute(
-        "SELECT x.aid, x.ask, count(*) AS n FROM _lk_x x JOIN _lk_side s USING (aid) WHERE s.flagged GROUP BY ALL"
-    ).fetchnumpy()
+    rows = con.execute(_FLAGGED_ASKS_SQL).fetchnumpy()
     asks, column = np.unique(rows["ask"], return_inverse=True)
-    return csr_matrix((rows["n"].astype(np.float64), (rows["aid"], column)), shape=(n_accounts, max(len(asks), 1)))
+    return csr_matrix((rows["n"], (rows["aid"], column)), shape=(n_accounts, max(len(asks), 1)))
