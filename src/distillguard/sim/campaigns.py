@@ -237,7 +237,7 @@ def hydra_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, cam
 
 # (recipe mix, median episodes per account, coding-loop length (p, cap)). Loops make an episode
 # several requests, so per-account request counts stay in the range of ordinary users.
-_ADAPTIVE: dict[str, tuple[Mix, float, tuple[float, int]]] = {
+ADAPTIVE: dict[str, tuple[Mix, float, tuple[float, int]]] = {
     "reasoning": (REASONING_MIX, 14.0, (0.5, 2)),
     "agentic": (AGENTIC_MIX, 12.0, (0.45, 5)),
     "coding": (CODING_MIX, 14.0, (0.45, 5)),
@@ -245,10 +245,17 @@ _ADAPTIVE: dict[str, tuple[Mix, float, tuple[float, int]]] = {
 }
 
 
+def adaptive_episodes(rng: np.random.Generator, median: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Harvesting and ordinary episodes of `n` adaptive accounts: about half of each, small accounts."""
+    volume = np.clip(np.round(rng.lognormal(np.log(median), 0.7, size=n)), 2, 150).astype(np.int64)
+    k_harvest = np.maximum(1, rng.binomial(volume, 0.5))
+    return k_harvest, (volume - k_harvest) // 2
+
+
 def adaptive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, campaign: str, kind: str) -> None:
     """Every account on its own address, card and client, small, half ordinary traffic, jittered."""
     w = sim.world
-    mix, median, code_steps = _ADAPTIVE[kind]
+    mix, median, code_steps = ADAPTIVE[kind]
     coding = kind in ("coding", "agentic")
     accts = np.empty(n, dtype=np.int32)
     tzs, starts, n_ips = (np.empty(n, dtype=np.int64) for _ in range(3))
@@ -282,10 +289,7 @@ def adaptive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, campai
         starts[i] = max(created + HOUR, WINDOW_START)
         profiles.append(choice(rng, ("evening", "work", "student")))
         n_ips[i] = len(ips)
-    # Episodes of all accounts at once: about half harvesting, half ordinary cover traffic.
-    volume = np.clip(np.round(rng.lognormal(np.log(median), 0.7, size=n)), 2, 150).astype(np.int64)
-    k_harvest = np.maximum(1, rng.binomial(volume, 0.5))
-    k_ordinary = (volume - k_harvest) // 2
+    k_harvest, k_ordinary = adaptive_episodes(rng, median, n)
     for counts, harvest in ((k_harvest, True), (k_ordinary, False)):
         owner = np.repeat(np.arange(n), counts)
         total = len(owner)
