@@ -49,8 +49,8 @@ def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink
     if not (sim / "truth.csv").exists():
         run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale)
     log = sim / "exchanges.jsonl.gz"
-    out = work / f"{scenario}-{seed}-replay{'-attach' if attach else ''}"
-    extra = (["--policy", policy] if policy else []) + (["--attach"] if attach else [])
+    out = work / f"{scenario}-{seed}-replay{'' if attach else '-no-attach'}"
+    extra = (["--policy", policy] if policy else []) + ([] if attach else ["--no-attach"])
     seconds = run("replay", log, "--accounts", sim / "accounts.jsonl", "--releases", sim / "releases.jsonl",
                   "--relink-hours", relink_hours, "--out", out, "--quiet", *extra)
     run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", "--exchanges", log,
@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--relink-hours", type=float, default=6.0)
     parser.add_argument("--policy", type=Path, default=None)
-    parser.add_argument("--attach", action="store_true", help="replay --attach (see README 'Containing campaigns online')")
+    parser.add_argument("--no-attach", dest="attach", action="store_false",
+                        help="replay --no-attach (see README 'Containing campaigns online')")
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
     parser.add_argument("--since-days", type=float, default=0.0,
                         help="also report what was sent after this many days of running (evaluate --since)")
@@ -121,7 +122,7 @@ def main() -> None:
         if "since" in summary[scenario]:
             window = summary[scenario]["since"] | {"seconds": summary[scenario]["seconds"]}
             print(markdown(f"{scenario}, from day {args.since_days:g} on", window), "\n", flush=True)
-    name = "summary-attach.json" if args.attach else "summary.json"
+    name = "summary.json" if args.attach else "summary-no-attach.json"
     (args.work / name).write_text(json.dumps(summary, indent=1))
 
 

@@ -57,3 +57,37 @@ def test_cluster_member_is_throttled_through_the_sdk(snapshot: Path, tmp_path: P
     audit = (tmp_path / "audit.jsonl").read_text()
     assert '"rule": "throttle-high-risk-cluster"' in audit or '"rule":"throttle-high-risk-cluster"' in audit
     assert MEMBER_KEY not in audit and OUTSIDER_KEY not in audit
+
+
+@pytest.mark.parametrize("attach", [True, False])
+def test_newcomer_from_a_clusters_own_range_is_attached(tmp_path: Path, attach: bool) -> None:
+    """A fresh key sending from an address range distinctive of a high-risk cluster joins it at its
+    first request and shares the cluster's budget; without attaching it is an unknown account."""
+    from distillguard.signals.exchange import ip_prefix
+
+    snap = LinkSnapshot()
+    values = np.zeros(len(CLUSTER_FEATURES) + 1)
+    values[0] = np.log(40)
+    for i in range(5):
+        snap.values[f"member-{i}"] = values
+        snap.cluster_of[f"member-{i}"] = "cl-hydra"
+    snap.cluster_risk["cl-hydra"] = 0.97
+    snap.key_index[("ip_prefix", str(ip_prefix("127.0.0.1")))] = "cl-hydra"
+    snap.finish()
+    folder = tmp_path / "links"
+    snap.write(folder)
+    detector = OnlineDetector.create(links=folder, attach=attach)
+    with ServerThread(create_standin_app()) as upstream:
+        config = GatewayConfig(upstream=upstream.url, audit_path=tmp_path / "audit.jsonl")
+        with ServerThread(create_app(config, detector)) as gateway:
+            newcomer = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-test-newcomer-0003", max_retries=0)
+            ask = {"model": "standin-1", "messages": [{"role": "user", "content": "Sort a list in Python."}]}
+            for _ in range(10):
+                assert newcomer.chat.completions.create(**ask).choices[0].message.content
+            if attach:
+                with pytest.raises(openai.RateLimitError):
+                    newcomer.chat.completions.create(**ask)
+            else:
+                assert newcomer.chat.completions.create(**ask).choices[0].message.content
+    audit = (tmp_path / "audit.jsonl").read_text()
+    assert ("throttle-high-risk-cluster" in audit) == attach

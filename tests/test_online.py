@@ -248,34 +248,39 @@ def _signals_table(rows):
     return pa.Table.from_pylist(full, schema=SIGNALS_SCHEMA)
 
 
-def test_cluster_keys_keep_only_distinctive_keys():
-    """A campaign's own wrapper attaches a newcomer, even when a linking pass split the campaign over
-    two clusters; a stock prompt it shares with honest accounts and a single shared key do not."""
+def test_cluster_keys_keep_only_distinctive_infrastructure():
+    """A network's own proxy range attaches a newcomer, even when a linking pass split the network
+    over two clusters or left some of its flagged accounts out; a range it shares with honest
+    accounts does not, and content keys never attach (honest benchmark runs share problem sets)."""
     import duckdb
     import pyarrow as pa
 
     from distillguard.linking.attach import cluster_keys, match_cluster
 
     rows = []
-    for i in range(4):  # campaign: its own wrapper (frame 111, band 7001) plus a stock prompt (frame 999)
-        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "frame_hash": 111, "lsh": [7001] + [i] * 7})
-        rows.append({"request_id": f"c{i}s", "account_id": f"camp-{i}", "frame_hash": 999, "lsh": [8000 + i] * 8})
+    for i in range(4):  # the network: its own range, plus a cloud range it shares with honest users
+        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "ip_prefix": "203.0.113.0/24",
+                     "frame_hash": 111, "lsh": [7001] * 8})
+        rows.append({"request_id": f"c{i}s", "account_id": f"camp-{i}", "ip_prefix": "198.51.100.0/24"})
     for i in range(4, 7):  # the same network, found as a second cluster by the linking pass
-        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "frame_hash": 111, "lsh": [6000 + i] * 8})
-    for i in range(6):  # honest users of the stock prompt
-        rows.append({"request_id": f"l{i}", "account_id": f"legit-{i}", "frame_hash": 999, "lsh": [9000 + i] * 8})
+        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "ip_prefix": "203.0.113.0/24"})
+    for i in range(7, 9):  # flagged members the pass left unclustered
+        rows.append({"request_id": f"c{i}", "account_id": f"camp-{i}", "ip_prefix": "203.0.113.0/24"})
+    for i in range(6):  # honest users of the cloud range
+        rows.append({"request_id": f"l{i}", "account_id": f"legit-{i}", "ip_prefix": "198.51.100.0/24"})
     con = duckdb.connect()
     con.register("signals_in", _signals_table(rows))
     con.execute("CREATE TABLE signals AS SELECT * FROM signals_in")
     members = pa.table({"account_id": [f"camp-{i}" for i in range(7)], "cluster_id": ["cl-1"] * 4 + ["cl-2"] * 3})
-    index = cluster_keys(con, members, ["cl-1", "cl-2"])
-    # The wrapper is split 4/3 over the two clusters: still distinctive, lent to the larger share.
-    assert index[("frame", "111")] == "cl-1" and index[("lsh", "7001")] == "cl-1"
-    assert ("frame", "999") not in index  # shared with honest accounts: not distinctive
-    assert match_cluster({"frame_hash": 111, "lsh": [7001, 1, 2, 3, 4, 5, 6, 7]}, index) == "cl-1"
-    assert match_cluster({"frame_hash": 111, "lsh": [5] * 8}, index) is None  # one hit is not enough
-    assert match_cluster({"frame_hash": 999, "lsh": [9000] * 8}, index) is None
-    assert cluster_keys(con, members, []) == {}
+    flagged = [f"camp-{i}" for i in range(9)]
+    index = cluster_keys(con, members, ["cl-1", "cl-2"], flagged)
+    # The range is split 4/3 over the two clusters: still distinctive, lent to the larger share.
+    assert index == {("ip_prefix", "203.0.113.0/24"): "cl-1"}
+    # Unflagged, the two unclustered users of the range are outsiders: 7 of 9 is below 90%.
+    assert cluster_keys(con, members, ["cl-1", "cl-2"]) == {}
+    assert match_cluster({"ip_prefix": "203.0.113.0/24"}, index) == "cl-1"
+    assert match_cluster({"ip_prefix": "198.51.100.0/24", "frame_hash": 111, "lsh": [7001] * 8}, index) is None
+    assert cluster_keys(con, members, [], flagged) == {}
 
 
 def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):

@@ -141,7 +141,8 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
     snapshot = LinkSnapshot.from_link_table(link.accounts)
     snapshot.set_cluster_risk(dict(zip(result.accounts.column("account_id").to_pylist(),
                                        result.accounts.column("risk").to_pylist(), strict=True)))
-    snapshot.index_keys(result.con, link.accounts)
+    flagged = result.accounts.filter(result.accounts.column("flagged")).column("account_id").to_pylist()
+    snapshot.index_keys(result.con, link.accounts, flagged)
     snapshot.write(folder)
 
 
@@ -168,9 +169,9 @@ def replay_command(
         bool,
         typer.Option("--attach/--no-attach",
                      help="Between cluster refreshes, attach new accounts that reuse a high-risk cluster's "
-                          "distinctive content or infrastructure (faster containment, more honest accounts "
-                          "throttled; README 'Containing campaigns online')."),
-    ] = False,
+                          "distinctive infrastructure (IP range, card, TLS client) to it "
+                          "(README 'Containing campaigns online')."),
+    ] = True,
     quiet: QuietOption = False,
 ) -> None:
     """Run the online engine over logs in time order; write actions.csv (CONTRACT section 3)."""

@@ -90,10 +90,10 @@ def gateway_command(
                                      "reloaded when rewritten."),
     ] = None,
     attach: Annotated[
-        bool,
+        bool | None,
         typer.Option("--attach/--no-attach", help="Attach new accounts that reuse a high-risk cluster's "
-                                                  "distinctive content or infrastructure to it (needs --links)."),
-    ] = False,
+                                                  "distinctive infrastructure to it (default: on with --links)."),
+    ] = None,
     redis: Annotated[
         str | None, typer.Option("--redis", help="Redis URL for state shared by several gateway replicas, e.g. redis://host:6379/0.")
     ] = None,
@@ -129,6 +129,7 @@ def gateway_command(
         raise InputError("--max-body-bytes must be positive and --max-header-bytes at least 1024")
     if attach and links is None:
         raise InputError("--attach needs --links: new accounts are attached to the clusters of a snapshot")
+    attach = links is not None if attach is None else attach
     if max_concurrency < 1:
         raise InputError("--max-concurrency must be positive")
     if workers < 1:
