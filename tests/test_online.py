@@ -272,8 +272,16 @@ def test_cluster_keys_keep_only_distinctive_infrastructure():
     con.register("signals_in", _signals_table(rows))
     con.execute("CREATE TABLE signals AS SELECT * FROM signals_in")
     members = pa.table({"account_id": [f"camp-{i}" for i in range(7)], "cluster_id": ["cl-1"] * 4 + ["cl-2"] * 3})
-    flagged = [f"camp-{i}" for i in range(9)]
+    asked: list[str] = []
+
+    def flagged(accounts: list[str]) -> set[str]:
+        asked.extend(accounts)
+        return {a for a in accounts if a.startswith("camp-")}
+
     index = cluster_keys(con, members, ["cl-1", "cl-2"], flagged)
+    # Only the outsiders of a key that fails without them are looked up; the cloud range, mostly
+    # used by outsiders, is never distinctive and its honest users are not scored for it.
+    assert sorted(asked) == ["camp-7", "camp-8"]
     # The range is split 4/3 over the two clusters: still distinctive, lent to the larger share.
     assert index == {("ip_prefix", "203.0.113.0/24"): "cl-1"}
     # Unflagged, the two unclustered users of the range are outsiders: 7 of 9 is below 90%.

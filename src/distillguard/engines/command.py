@@ -141,8 +141,8 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
     snapshot = LinkSnapshot.from_link_table(link.accounts)
     snapshot.set_cluster_risk(dict(zip(result.accounts.column("account_id").to_pylist(),
                                        result.accounts.column("risk").to_pylist(), strict=True)))
-    flagged = result.accounts.filter(result.accounts.column("flagged")).column("account_id").to_pylist()
-    snapshot.index_keys(result.con, link.accounts, flagged)
+    flagged = set(result.accounts.filter(result.accounts.column("flagged")).column("account_id").to_pylist())
+    snapshot.index_keys(result.con, link.accounts, lambda accounts: flagged.intersection(accounts))
     snapshot.write(folder)
 
 

@@ -20,7 +20,7 @@ import logging
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,10 +141,11 @@ class LinkSnapshot:
         snap.finish()
         return snap
 
-    def index_keys(self, con: duckdb.DuckDBPyConnection, link_accounts: pa.Table, flagged: Iterable[str]) -> None:
+    def index_keys(self, con: duckdb.DuckDBPyConnection, link_accounts: pa.Table,
+                   flagged: Callable[[list[str]], Collection[str]]) -> None:
         """Collect the distinctive keys of this snapshot's high-risk clusters from the `signals` table
-        (`linking.attach`), so that newcomers reusing them can be attached; `flagged` accounts
-        outside those clusters do not count against a key."""
+        (`linking.attach`), so that newcomers reusing them can be attached; flagged accounts
+        (`flagged(accounts)` picks them) outside those clusters do not count against a key."""
         risky = [c for c, risk in self.cluster_risk.items() if risk >= ATTACH_MIN_CLUSTER_RISK]
         self.key_index = cluster_keys(con, link_accounts, risky, flagged)
 
@@ -449,17 +450,17 @@ class OnlineDetector:
         return reasons
 
     # -- snapshots ---------------------------------------------------------------------------------
-    def set_links(self, snapshot: LinkSnapshot, now_ts: int, others: Iterable[str] = ()) -> dict[str, float]:
-        """Swap in a new linking pass; cluster risk is the mean current risk of its members.
-
-        Returns the current risk of the clustered accounts and of `others`."""
+    def set_links(self, snapshot: LinkSnapshot, now_ts: int) -> None:
+        """Swap in a new linking pass; cluster risk is the mean current risk of its members."""
         self.use_links(snapshot)
-        table = self.feature_table(sorted(set(snapshot.cluster_of).union(others)), now_ts)
-        risks = dict(zip(table.column("account_id").to_pylist(),
-                         score_table(table, self.model, self.threshold).column("risk").to_pylist(), strict=True))
-        snapshot.set_cluster_risk(risks)
+        snapshot.set_cluster_risk(self.risks(list(snapshot.cluster_of), now_ts))
         snapshot.finish()
-        return risks
+
+    def risks(self, accounts: Sequence[str], now_ts: int) -> dict[str, float]:
+        """Current risk of each of `accounts` that has state, as its next exchange would be scored."""
+        table = self.feature_table(accounts, now_ts)
+        risk = score_table(table, self.model, self.threshold).column("risk").to_pylist()
+        return dict(zip(table.column("account_id").to_pylist(), risk, strict=True))
 
     def use_links(self, snapshot: LinkSnapshot) -> None:
         """Swap in a snapshot that carries its own cluster risks (a gateway loading `analyze`'s)."""

@@ -152,15 +152,12 @@ def _window(con: duckdb.DuckDBPyConnection, until_ts: int, since_ts: int | None 
 
 
 def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int) -> None:
-    snapshot = LinkSnapshot.from_link_table(link.accounts)
-    if not detector.attach:
-        detector.set_links(snapshot, until_ts)
-        return
-    # Attaching needs every account's verdict: flagged accounts outside the clusters do not make a
-    # network's infrastructure less distinctive of it (`linking.attach`).
-    window = [r[0] for r in con.execute("SELECT DISTINCT account_id FROM signals").fetchall()]
-    risks = detector.set_links(snapshot, until_ts, window)
-    snapshot.index_keys(con, link.accounts, [a for a, r in risks.items() if r > detector.threshold])
+    detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
+    if detector.attach:
+        def flagged(accounts: list[str]) -> list[str]:
+            return [a for a, risk in detector.risks(accounts, until_ts).items() if risk > detector.threshold]
+
+        detector.links.index_keys(con, link.accounts, flagged)
 
 
 def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[[int, int], None]:

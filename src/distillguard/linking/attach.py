@@ -22,7 +22,7 @@ problem sets and rubrics campaigns harvest too, while infrastructure alone touch
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -42,50 +42,53 @@ _KINDS: tuple[tuple[str, str], ...] = (
 
 
 def cluster_keys(con: duckdb.DuckDBPyConnection, members: pa.Table, clusters: Iterable[str],
-                 flagged: Iterable[str] = ()) -> dict[tuple[str, str], str]:
+                 flagged: Callable[[list[str]], Collection[str]] | None = None) -> dict[tuple[str, str], str]:
     """Distinctive keys of the given clusters over the `signals` table: (kind, key) -> cluster id.
 
     `members` has `account_id` and `cluster_id` (null for unclustered accounts, which count as
-    outsiders only through `signals`); `flagged` accounts outside `clusters` are not outsiders."""
+    outsiders only through `signals`). `flagged(accounts)` tells which of the given accounts are
+    flagged; it is asked only about the outsiders of keys that fail without it, and never about
+    a key most of whose users are outsiders (no number of flagged ones among them would make it
+    distinctive enough to matter)."""
     wanted = sorted(set(clusters))
     if not wanted or members.num_rows == 0:
         return {}
     con.register("_att_members", members.select(["account_id", "cluster_id"]))
     con.register("_att_wanted", pa.table({"cluster_id": pa.array(wanted, pa.string())}))
-    con.register("_att_flagged", pa.table({"account_id": pa.array(sorted(set(flagged)), pa.string())}))
-    index: dict[tuple[str, str], str] = {}
+    candidates: list[tuple[str, str, str, int, list[str]]] = []
     try:
         for kind, column in _KINDS:
             rows = con.execute(f"""
-                WITH users AS (
-                    SELECT DISTINCT account_id, {column} AS key FROM signals
-                ),
-                by_cluster AS (
-                    SELECT u.key, m.cluster_id, count(*) AS n
-                    FROM users u JOIN _att_members m USING (account_id)
-                    WHERE u.key IS NOT NULL AND m.cluster_id IN (SELECT cluster_id FROM _att_wanted)
-                    GROUP BY ALL
+                WITH tagged AS (
+                    SELECT u.key, u.account_id, m.cluster_id
+                    FROM (SELECT DISTINCT account_id, {column} AS key FROM signals WHERE {column} IS NOT NULL) u
+                    LEFT JOIN (SELECT * FROM _att_members WHERE cluster_id IN (SELECT cluster_id FROM _att_wanted)) m
+                    USING (account_id)
                 ),
                 candidate AS (
-                    SELECT key, arg_max(cluster_id, n) AS cluster_id, max(n) AS n, sum(n) AS inside
-                    FROM by_cluster GROUP BY key HAVING max(n) >= {MIN_MEMBERS}
+                    SELECT key, arg_max(cluster_id, n) AS cluster_id, sum(n) AS inside
+                    FROM (SELECT key, cluster_id, count(*) AS n FROM tagged WHERE cluster_id IS NOT NULL GROUP BY ALL)
+                    GROUP BY key HAVING max(n) >= {MIN_MEMBERS}
                 ),
-                total AS (
-                    SELECT key, count(*) AS n FROM users
-                    WHERE key IN (SELECT key FROM candidate)
-                      AND (account_id NOT IN (SELECT account_id FROM _att_flagged)
-                           OR account_id IN (SELECT account_id FROM _att_members
-                                             WHERE cluster_id IN (SELECT cluster_id FROM _att_wanted)))
-                    GROUP BY key
+                outside AS (
+                    SELECT key, count(*) AS n, list(account_id ORDER BY account_id) AS accounts
+                    FROM tagged WHERE cluster_id IS NULL GROUP BY key
                 )
-                SELECT c.key, c.cluster_id FROM candidate c JOIN total t USING (key)
-                WHERE c.inside >= {MIN_PURITY} * t.n
+                SELECT c.key, c.cluster_id, c.inside, coalesce(o.accounts, [])
+                FROM candidate c LEFT JOIN outside o USING (key)
+                WHERE coalesce(o.n, 0) <= c.inside
             """).fetchall()
-            for key, cluster in rows:
-                index[(kind, key)] = cluster
+            candidates.extend((kind, key, cluster, inside, outside) for key, cluster, inside, outside in rows)
     finally:
-        for name in ("_att_members", "_att_wanted", "_att_flagged"):
-            con.unregister(name)
+        con.unregister("_att_members")
+        con.unregister("_att_wanted")
+    doubtful = sorted({a for *_, inside, outside in candidates
+                       if inside < MIN_PURITY * (inside + len(outside)) for a in outside})
+    known = set(flagged(doubtful)) if flagged is not None and doubtful else set()
+    index: dict[tuple[str, str], str] = {}
+    for kind, key, cluster, inside, outside in candidates:
+        if inside >= MIN_PURITY * (inside + sum(a not in known for a in outside)):
+            index[(kind, key)] = cluster
     return index
 
 
