@@ -169,11 +169,11 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
 
     Each round, every operation of `cfg.reassign_min_accounts` or more gets a multinomial over asks
     (its members' counts, smoothed). An account with asks and an edge into such an operation joins
-    the one with the highest log-likelihood *per exchange* of its asks (with the log of the
+    the one with the highest log-likelihood *per task* of its asks (with the log of the
     operation's share of accounts as prior), if that beats its current operation's by
-    `cfg.reassign_margin`. Per exchange, because accounts are not draws from one multinomial: a
-    large account of one operation mixes its few tasks unevenly, and its total log-likelihood would
-    favour whichever broad mix happens to be nearby. An account in no such operation (unclustered,
+    `cfg.reassign_margin`. Per task, because accounts are not draws from one multinomial: a large
+    account of one operation mixes its work unevenly, and its total log-likelihood would favour
+    whichever broad mix happens to be nearby. An account in no such operation (unclustered,
     or in a group too small to have a mix) joins one only if it fits it at least as well as the
     worst `cfg.reassign_newcomer_quantile` of its members and has edges to at least
     `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two into an
@@ -233,7 +233,7 @@ def consolidate(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nda
     another is told apart by its ask mix: each account moves to the neighbouring operation whose
     mix best explains its own (`_reassign`).
 
-    `counts` is (accounts x asks): each flagged account's exchanges per ask. A lone operation is
+    `counts` is (accounts x asks): each flagged account's tasks per ask (`grouping.ask_counts`). A lone operation is
     one community and stays whole; `cfg.suspect_merge_resolution = 0` disables both steps.
     """
     if cfg.suspect_merge_resolution <= 0 or (labels != NO_CLUSTER).sum() == 0:

@@ -96,7 +96,7 @@ class LinkConfig:
     # Then (`cluster.consolidate`): communities are merged by modularity at this resolution on the
     # graph of communities (0 disables), and accounts move, for up to `reassign_rounds` rounds, to
     # the neighbouring operation of at least `reassign_min_accounts` whose ask mix fits them better
-    # by `reassign_margin` (log-likelihood per exchange, nats).
+    # by `reassign_margin` (log-likelihood per task, nats).
     suspect_merge_resolution: float = 1.0
     reassign_rounds: int = 5
     reassign_min_accounts: int = 10
@@ -105,6 +105,9 @@ class LinkConfig:
     # members, and has edges to at least `reassign_newcomer_links` of them.
     reassign_newcomer_quantile: float = 0.1
     reassign_newcomer_links: int = 3
+    # The ask mixes of both steps count tasks: a run of one account's exchanges with the same ask,
+    # each less than this after the one before, is one task (an agent loop, a retry).
+    task_gap_seconds: float = 600.0
     # Creation bursts are accounts created within the same window.
     creation_bin_minutes: int = 10
     # Content scoring: a fragment is "high-scoring" from this score on, and an account with at least

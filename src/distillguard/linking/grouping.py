@@ -33,7 +33,7 @@ GROUPING_TABLES = ("_lk_edge", "_lk_side", *_WEAK_TABLES)
 # Plain (non-elicitation) content counts only on wrapper fragments, whose slot diversity tells a
 # template from a copy: a popular prompt repeated verbatim (its skeleton) is no sign of an operation.
 _WRAPPER_IDS = ", ".join(str(KIND_ID[k]) for k in CONTENT_KINDS)
-# Each flagged account's exchanges per ask (capability, elicitation pattern): its profile.
+# Each flagged account's exchanges per ask (capability, elicitation pattern): its profile for weak edges.
 _FLAGGED_ASKS_SQL = (
     "SELECT x.aid, x.ask, count(*)::DOUBLE AS n FROM _lk_x x JOIN _lk_side s USING (aid) WHERE s.flagged GROUP BY ALL"
 )
@@ -146,8 +146,23 @@ def by_verdict(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def ask_counts(con: duckdb.DuckDBPyConnection, n_accounts: int) -> csr_matrix:
-    """(accounts x asks) exchanges of each flagged account per (capability, elicitation pattern)."""
-    rows = con.execute(_FLAGGED_ASKS_SQL).fetchnumpy()
+def ask_counts(con: duckdb.DuckDBPyConnection, n_accounts: int, cfg: LinkConfig) -> csr_matrix:
+    """(accounts x asks) tasks of each flagged account per (capability, elicitation pattern).
+
+    A task is a run of the account's exchanges with the same ask, each less than
+    `cfg.task_gap_seconds` after the one before: an agent loop's turns or a retry are one thing the
+    account set out to get. Counted by exchange, an operation whose accounts run long loops looks
+    like one that asks for loops more often, and a hydra account's one coding loop outweighs its
+    reasoning requests."""
+    rows = con.execute(f"""
+        SELECT aid, ask, count(*)::DOUBLE AS n FROM (
+            SELECT x.aid, x.ask, lag(x.ask) OVER w AS prev_ask,
+                   epoch_ms(x.ts) - epoch_ms(lag(x.ts) OVER w) AS gap_ms
+            FROM _lk_x x JOIN _lk_side s USING (aid) WHERE s.flagged
+            WINDOW w AS (PARTITION BY x.aid ORDER BY x.ts, x.xid)
+        )
+        WHERE prev_ask IS NULL OR prev_ask <> ask OR gap_ms >= {int(cfg.task_gap_seconds * 1000)}
+        GROUP BY ALL
+    """).fetchnumpy()
     asks, column = np.unique(rows["ask"], return_inverse=True)
     return csr_matrix((rows["n"], (rows["aid"], column)), shape=(n_accounts, max(len(asks), 1)))

@@ -209,7 +209,7 @@ class Linker:
         else:
             within = side[edges["a"]] & side[edges["b"]]
             operations = consolidate(np.where(side, labels, NO_CLUSTER), edges["a"][within], edges["b"][within],
-                                     edges["weight"][within], ask_counts(con, len(side)), cfg)
+                                     edges["weight"][within], ask_counts(con, len(side), cfg), cfg)
             # New community numbers, clear of the other side's.
             operations[operations != NO_CLUSTER] += labels.max() + 1
             # Merging by signature stays within one verdict, like every edge of this grouping.
