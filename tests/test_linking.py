@@ -511,3 +511,26 @@ def test_grouping_by_verdict_keeps_each_accounts_strongest_weak_edges() -> None:
     weak_all, strong = counts[100][0] - counts[100][1], counts[100][1]
     assert weak_all > 2 * len(op)  # the bound below is binding
     assert counts[2][0] <= strong + 2 * len(op)
+
+
+def test_ask_mix_counts_tasks_not_turns():
+    """An agent loop's turns are one task; the same ask again after a pause is another, and only
+    flagged accounts are counted."""
+    from distillguard.linking.grouping import ask_counts
+
+    t0 = datetime(2026, 3, 2, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    # (account, ask, minutes after t0): account 0 runs a 5-turn loop of ask 7, asks 9 twice in a
+    # row an hour apart, then loops on 7 again; account 1 (not flagged) does the same.
+    plan = [(7, m) for m in range(5)] + [(9, 60), (9, 120)] + [(7, 180 + m) for m in range(3)]
+    rows = [{"xid": i, "aid": aid, "ask": ask, "ts": t0 + m * minute}
+            for aid in (0, 1) for i, (ask, m) in enumerate(plan, start=100 * aid)]
+    con = duckdb.connect()
+    con.register("x_in", pa.Table.from_pylist(rows))
+    con.execute("CREATE TEMP TABLE _lk_x AS SELECT * FROM x_in")
+    con.execute("CREATE TEMP TABLE _lk_side AS SELECT * FROM (VALUES (0, true), (1, false)) t(aid, flagged)")
+    counts = ask_counts(con, 2, LinkConfig()).toarray()
+    assert sorted(counts[0].tolist()) == [2.0, 2.0]  # two loops of ask 7, two separate asks 9
+    assert counts[1].sum() == 0
+    # With a gap shorter than the loop's turns, every exchange is its own task.
+    assert ask_counts(con, 2, LinkConfig(task_gap_seconds=30)).toarray()[0].sum() == len(plan)
