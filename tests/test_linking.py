@@ -354,7 +354,6 @@ def test_signature_merges_join_pieces_of_one_group_only() -> None:
     assert off.tolist() == labels
 
 
-
 def two_sparse_operations(seed: int = 5):
     """Operations A and B of 80 flagged accounts each, drawing on the same public material. Each
     account keeps a few weak edges (about 0.2) to accounts of its own operation and one to the
@@ -520,8 +519,8 @@ def test_ask_mix_counts_tasks_not_turns():
 
     t0 = datetime(2026, 3, 2, tzinfo=UTC)
     minute = timedelta(minutes=1)
-    # (account, ask, minutes after t0): account 0 runs a 5-turn loop of ask 7, asks 9 twice in a
-    # row an hour apart, then loops on 7 again; account 1 (not flagged) does the same.
+    # (ask, minutes after t0): account 0 runs a 5-turn loop of ask 7, asks 9 twice in a row an
+    # hour apart, then loops on 7 again; account 1 (not flagged) does the same.
     plan = [(7, m) for m in range(5)] + [(9, 60), (9, 120)] + [(7, 180 + m) for m in range(3)]
     rows = [{"xid": i, "aid": aid, "ask": ask, "ts": t0 + m * minute}
             for aid in (0, 1) for i, (ask, m) in enumerate(plan, start=100 * aid)]

@@ -16,7 +16,8 @@ whose exchange hits a distinctive key joins that cluster until the next pass dec
 
 Content keys (template hashes, near-duplicate bands) are not used: measured on `medium` seed 2,
 attaching on them throttled 62 of 220 benchmark runners and 35 of 220 evaluation graders, whose
-problem sets and rubrics campaigns harvest too, while infrastructure alone touched no honest account.
+problem sets and rubrics campaigns harvest too, while attaching on infrastructure alone acted on no
+honest account that the replay without attaching left alone.
 """
 
 from __future__ import annotations

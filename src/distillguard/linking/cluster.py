@@ -233,8 +233,9 @@ def consolidate(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nda
     another is told apart by its ask mix: each account moves to the neighbouring operation whose
     mix best explains its own (`_reassign`).
 
-    `counts` is (accounts x asks): each flagged account's tasks per ask (`grouping.ask_counts`). A lone operation is
-    one community and stays whole; `cfg.suspect_merge_resolution = 0` disables both steps.
+    `counts` is (accounts x asks): each flagged account's tasks per ask (`grouping.ask_counts`).
+    A lone operation is one community and stays whole; `cfg.suspect_merge_resolution = 0` disables
+    both steps.
     """
     if cfg.suspect_merge_resolution <= 0 or (labels != NO_CLUSTER).sum() == 0:
         return labels
