@@ -28,7 +28,6 @@ from typing import IO, Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
-import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -56,6 +55,14 @@ from distillguard.gateway.translate import (
     response_usage,
     stream_error_event,
     strip_reasoning_response,
+)
+from distillguard.gateway.upstream import (
+    Failed,
+    Streaming,
+    Upstream,
+    UpstreamError,
+    UpstreamTimeout,
+    read_capped,
 )
 from distillguard.policy.decision import Decision, DegradeSpec
 
@@ -173,10 +180,6 @@ def returned_headers(raw: Iterable[tuple[bytes, bytes]], request_id: str) -> lis
     headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED]
     headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
     return headers
-
-
-def is_event_stream(headers: httpx.Headers) -> bool:
-    return headers.get("content-type", "").split(";")[0].strip().lower() == "text/event-stream"
 
 
 def rfc3339_ms(ts_ms: int) -> str:
@@ -373,18 +376,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await read_capped(request.stream(), limit, BodyTooLarge)
 
 
-async def read_capped(chunks: AsyncIterator[bytes], limit: int, too_large: type[Exception]) -> bytes:
-    """All of `chunks`, raising `too_large` as soon as they pass `limit` bytes (never held whole)."""
-    parts = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
     """Runs `work` while watching the client; (True, ...) when the client went away, in which case
     `work` was cancelled (its result is None) unless it had just finished."""
@@ -405,51 +396,18 @@ async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]
     return disconnected, result
 
 
-@dataclass
-class Whole:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-@dataclass
-class Streaming:
-    response: httpx.Response
-
-
-@dataclass
-class Failed:
-    status: int  # 502 or 504
-    message: str
-    code: str
-
-
-Reply = Whole | Streaming | Failed
-
-
-class ResponseTooLarge(Exception):
-    pass
-
-
-def _timeout_failure() -> Failed:
-    return Failed(504, "The upstream model API did not answer in time.", "upstream_timeout")
-
-
-def _upstream_failure(detail: str) -> Failed:
-    return Failed(502, f"The upstream model API failed: {detail}.", "upstream_error")
-
-
 # ---------------------------------------------------------------- the gateway
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, detector: Detector, upstream: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, config: GatewayConfig, detector: Detector) -> None:
         self.config = config
         self.detector = detector
-        self.upstream = upstream
-        self.base_url = config.upstream.rstrip("/")
+        self.upstream = Upstream(config.upstream, read_timeout=config.upstream_timeout,
+                                 connect_timeout=config.connect_timeout,
+                                 max_connections=config.max_upstream_connections,
+                                 max_response_bytes=config.max_response_bytes)
         self.networks = parse_networks(config.trusted_proxies)
-        self.timeout = httpx.Timeout(config.upstream_timeout, connect=config.connect_timeout)
         self.audit = AuditLog(config.audit_path)
         self.metrics = new_metrics()
         self.coalescer = Coalescer(detector, self.metrics)
@@ -512,19 +470,22 @@ class Gateway:
     # -- forwarding
 
     async def _forward(self, ex: Exchange, request: Request, raw: bytes, strip: bool) -> Response | ProxyStream:
-        url = self.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        upstream_request = httpx.Request("POST", url, headers=upstream_headers(request.headers.raw), content=raw,
-                                         extensions={"timeout": self.timeout.as_dict()})
+        scope = request.scope
+        path_qs = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if scope.get("query_string"):
+            path_qs += "?" + scope["query_string"].decode("latin-1")
+        headers = upstream_headers(request.headers.raw)
         ex.overhead += time.perf_counter() - ex.started
-        disconnected, reply = await run_until_disconnect(request.receive, lambda: self._call(upstream_request))
+        disconnected, reply = await run_until_disconnect(
+            request.receive, lambda: self.upstream.call(path_qs, headers, raw))
         if disconnected or reply is None:
             if isinstance(reply, Streaming):
-                await reply.response.aclose()
+                reply.close()
             return self._error(ex, CLIENT_CLOSED, "The client closed the request.", "client_closed")
         if isinstance(reply, Failed):
             return self._error(ex, reply.status, reply.message, reply.code)
         if isinstance(reply, Streaming):
-            return ProxyStream(self, ex, reply.response, strip)
+            return ProxyStream(self, ex, reply, strip)
         started = time.perf_counter()
         body = reply.body
         usage = None
@@ -534,41 +495,9 @@ class Gateway:
             usage = response_usage(ex.api, body)
         ex.overhead += time.perf_counter() - started
         response = Response(body, status_code=reply.status)
-        response.raw_headers += returned_headers(reply.headers.raw, ex.request_id)
+        response.raw_headers += returned_headers(reply.headers, ex.request_id)
         self.finish(ex, reply.status, usage)
         return response
-
-    async def _call(self, upstream_request: httpx.Request) -> Reply:
-        """The upstream's reply, or why there is none. An open event stream is returned for the caller
-        to relay and close; anything else is read whole here."""
-        try:
-            # Straight to the transport: a client would keep the upstream's cookies and send them
-            # with other customers' requests, and its redirect and auth handling has no place here.
-            response = await self.upstream.handle_async_request(upstream_request)
-            response.request = upstream_request
-        except httpx.TimeoutException:
-            return _timeout_failure()
-        except httpx.HTTPError as exc:
-            return _upstream_failure(type(exc).__name__)
-        if response.status_code == 200 and is_event_stream(response.headers):
-            return Streaming(response)
-        try:
-            body = await read_capped(response.aiter_bytes(), self.config.max_response_bytes, ResponseTooLarge)
-        except httpx.TimeoutException:
-            return _timeout_failure()
-        except httpx.HTTPError as exc:
-            return _upstream_failure(type(exc).__name__)
-        except ResponseTooLarge:
-            return _upstream_failure(f"response larger than {self.config.max_response_bytes} bytes")
-        finally:
-            with anyio.CancelScope(shield=True):  # release the connection even when cancelled
-                await response.aclose()
-        if response.status_code >= 500:
-            # The upstream's own error text may describe its internals: the client gets a plain 502/504.
-            if response.status_code == 504:
-                return _timeout_failure()
-            return _upstream_failure(f"HTTP {response.status_code}")
-        return Whole(response.status_code, response.headers, body)
 
     # -- endings
 
@@ -602,6 +531,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         self.audit.close()
+        await self.upstream.aclose()
 
 
 class ProxyStream:
@@ -609,14 +539,14 @@ class ProxyStream:
     event when reasoning is stripped. Watches the client so that a disconnect stops the upstream
     request at once (no paying for tokens nobody reads) and is recorded as 499."""
 
-    def __init__(self, gateway: Gateway, ex: Exchange, response: httpx.Response, strip: bool) -> None:
+    def __init__(self, gateway: Gateway, ex: Exchange, reply: Streaming, strip: bool) -> None:
         self.gateway = gateway
         self.ex = ex
-        self.response = response
+        self.reply = reply
         self.stripper = ReasoningStripper(ex.api) if strip else None
         self.usage = StreamUsage(ex.api)
         self.decoder = SSEDecoder()
-        self.status = response.status_code
+        self.status = reply.response.status
 
     def _process(self, chunk: bytes, final: bool = False) -> bytes:
         """What to send for an upstream chunk; every event is read for usage on the way."""
@@ -633,12 +563,12 @@ class ProxyStream:
 
     async def _relay(self, send: Send) -> bool:
         """Sends the whole stream; False when the client was found gone while sending."""
-        headers = returned_headers(self.response.headers.raw, self.ex.request_id)
+        headers = returned_headers(self.reply.headers, self.ex.request_id)
         tail = b""
         try:
             await send({"type": "http.response.start", "status": self.status, "headers": headers})
             try:
-                async for chunk in self.response.aiter_bytes():
+                async for chunk in self.reply.chunks():
                     out = self._process(chunk)
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -647,11 +577,11 @@ class ProxyStream:
                         # and one fast stream cannot hold the loop for the others.
                         await anyio.lowlevel.checkpoint()
                 tail = self._process(b"", final=True)
-            except httpx.TimeoutException:
+            except UpstreamTimeout:
                 self.status = 504
                 tail = stream_error_event(self.ex.api, 504, "The upstream model API stopped answering.",
                                           code="upstream_timeout")
-            except (httpx.HTTPError, StreamError) as exc:
+            except (UpstreamError, StreamError) as exc:
                 self.status = 502
                 tail = stream_error_event(self.ex.api, 502, f"The upstream model API failed: {type(exc).__name__}.",
                                           code="upstream_error")
@@ -676,27 +606,21 @@ class ProxyStream:
             self.status = 502
             completed = True
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.response.aclose()
+            self.reply.close()
             self.gateway.finish(self.ex, self.status if completed else CLIENT_CLOSED, self.usage.result())
 
 
 # ---------------------------------------------------------------- the app
 
 
-def create_app(config: GatewayConfig, detector: Detector, upstream: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """The gateway as an ASGI app. A given `upstream` transport is used as is and left open; otherwise
-    the app makes its own connection pool and closes it at shutdown."""
+def create_app(config: GatewayConfig, detector: Detector) -> Starlette:
+    """The gateway as an ASGI app; its connection pool to the upstream is closed at shutdown."""
     if not config.upstream.startswith(("http://", "https://")):
         raise InputError(f"--upstream must be an http:// or https:// URL, got {config.upstream!r}")
     if config.max_body_bytes < 1:
         raise InputError("--max-body-bytes must be at least 1")
     install_log_redaction()
-    transport = upstream or httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=config.max_upstream_connections,
-                            max_keepalive_connections=config.max_upstream_connections),
-    )
-    gateway = Gateway(config, detector, transport)
+    gateway = Gateway(config, detector)
 
     async def chat_completions(request: Request) -> Response | ProxyStream:
         return await gateway.handle(OPENAI, request)
@@ -718,8 +642,6 @@ def create_app(config: GatewayConfig, detector: Detector, upstream: httpx.AsyncB
             yield
         finally:
             await gateway.aclose()
-            if upstream is None:
-                await transport.aclose()
 
     app = Starlette(
         routes=[

@@ -208,7 +208,8 @@ _REDACTIONS = (
                 r"(['\"]?\s*[:=,]\s*(?:(?-i:b)?['\"])?)(?!\[REDACTED\])([^\s\"',;&})\]]+)"), r"\1\2[REDACTED]"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-[REDACTED]"),
 )
-REDACTED_LOGGERS = ("distillguard.gateway", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore")
+REDACTED_LOGGERS = ("distillguard.gateway", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp.client",
+                    "aiohttp.internal")
 
 
 def redact(text: str) -> str:
