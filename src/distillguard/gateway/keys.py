@@ -208,8 +208,9 @@ _REDACTIONS = (
                 r"(['\"]?\s*[:=,]\s*(?:(?-i:b)?['\"])?)(?!\[REDACTED\])([^\s\"',;&})\]]+)"), r"\1\2[REDACTED]"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-[REDACTED]"),
 )
+# HTTP client libraries too: the gateway's own (aiohttp) and any other in the same process.
 REDACTED_LOGGERS = ("distillguard.gateway", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp.client",
-                    "aiohttp.internal")
+                    "aiohttp.internal", "httpx", "httpcore")
 
 
 def redact(text: str) -> str:
