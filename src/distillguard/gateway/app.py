@@ -14,6 +14,7 @@ formats are in `translate`; this module is the I/O around them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import math
@@ -208,6 +209,10 @@ class AuditLog:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = path.open("ab", buffering=1 << 16)
+
+    @property
+    def enabled(self) -> bool:
+        return self._fh is not None
 
     def write(self, entry: dict[str, Any]) -> None:
         if self._fh is None:
@@ -420,6 +425,11 @@ class Gateway:
         self.audit = AuditLog(config.audit_path)
         self.metrics = new_metrics()
         self.coalescer = Coalescer(detector, self.metrics)
+        # Labelled children looked up once: `labels()` validates and locks on every call. The label
+        # values are few (actions, two APIs, HTTP statuses), so the caches stay small.
+        self._decisions = functools.cache(lambda action: self.metrics.decisions.labels(action=action))
+        self._requests = functools.cache(lambda api, status: self.metrics.requests.labels(api=api, status=str(status)))
+        self._request_seconds = functools.cache(lambda api: self.metrics.request_seconds.labels(api=api))
         self.started_at = time.time()
 
     # -- entry point
@@ -467,7 +477,7 @@ class Gateway:
         ex.record, ex.model = record, record["model"]
         decision = await self.coalescer.assess(record)
         ex.decision = decision
-        self.metrics.decisions.labels(action=decision.action).inc()
+        self._decisions(decision.action).inc()
         if decision.refused:
             status, message, code, headers = refusal(decision)
             return self._error(ex, status, message, code, headers=headers)
@@ -530,12 +540,13 @@ class Gateway:
             self.coalescer.complete(ex.record)
         now = time.perf_counter()
         try:
-            self.audit.write(ex.audit_entry(status, (now - ex.started) * 1000))
+            if self.audit.enabled:
+                self.audit.write(ex.audit_entry(status, (now - ex.started) * 1000))
         except Exception:  # e.g. a decision of unexpected types: the answer still goes out
             logger.exception("audit entry failed on request %s", ex.request_id)
         ex.overhead += time.perf_counter() - started
-        self.metrics.requests.labels(api=ex.api, status=str(status)).inc()
-        self.metrics.request_seconds.labels(api=ex.api).observe(now - ex.started)
+        self._requests(ex.api, status).inc()
+        self._request_seconds(ex.api).observe(now - ex.started)
         self.metrics.overhead.observe(ex.overhead)
 
     async def aclose(self) -> None:
