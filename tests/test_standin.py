@@ -157,6 +157,6 @@ def test_gateway_uses_the_operating_point_it_is_given() -> None:
     model = AccountModel.load()
     strict = _gateway_app({**options, "fpr_budget": 0.001, "segment_fpr_budget": 0.0025})
     loose = _gateway_app({**options, "fpr_budget": 0.01, "segment_fpr_budget": 1.0})
-    assert strict.state.gateway.detector.threshold == model.threshold(0.001, 0.0025)
-    assert loose.state.gateway.detector.threshold == model.threshold(0.01, 1.0)
-    assert loose.state.gateway.detector.threshold < strict.state.gateway.detector.threshold
+    assert strict.gateway.detector.threshold == model.threshold(0.001, 0.0025)
+    assert loose.gateway.detector.threshold == model.threshold(0.01, 1.0)
+    assert loose.gateway.detector.threshold < strict.gateway.detector.threshold

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, Protocol, TypeVar
 
 import orjson
@@ -633,7 +634,7 @@ class ProxyStream:
 # ---------------------------------------------------------------- the app
 
 
-def create_app(config: GatewayConfig, detector: Detector) -> ASGIApp:
+def create_app(config: GatewayConfig, detector: Detector) -> GatewayApp:
     """The gateway as an ASGI app; its connection pool to the upstream is closed at shutdown."""
     if not config.upstream.startswith(("http://", "https://")):
         raise InputError(f"--upstream must be an http:// or https:// URL, got {config.upstream!r}")
@@ -672,20 +673,30 @@ def create_app(config: GatewayConfig, detector: Detector) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    hot = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+    return GatewayApp(gateway, routes)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        # The two API routes skip Starlette's middleware and router, a tenth of a request's CPU at
-        # load: `Gateway.handle` already answers every failure in the API's own format. Everything
-        # else (other methods and paths, health, metrics, lifespan) goes through Starlette.
-        api = hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if api is None or scope.get("root_path"):
-            await routes(scope, receive, send)
+
+_API_ROUTES = MappingProxyType({"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC})
+
+
+class GatewayApp:
+    """The ASGI app. The two API routes skip Starlette's middleware and router, a tenth of a
+    request's CPU at load: `Gateway.handle` already answers every failure in the API's own format.
+    Everything else (other methods and paths, health, metrics, lifespan) goes through Starlette."""
+
+    def __init__(self, gateway: Gateway, routes: ASGIApp) -> None:
+        self.gateway = gateway
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = None
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            api = _API_ROUTES.get(scope["path"])
+        if api is None:
+            await self.routes(scope, receive, send)
             return
-        response = await gateway.handle(api, Request(scope, receive, send))
+        response = await self.gateway.handle(api, Request(scope, receive, send))
         await response(scope, receive, send)
 
-    return app
 
-
-__all__ = ["Detector", "GatewayConfig", "create_app"]
+__all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_app"]
