@@ -875,6 +875,45 @@ def test_upstream_cookies_never_reach_another_request() -> None:
         assert second.status_code == 200 and second.json()["seen_cookie"] is None
 
 
+def test_upstream_sees_the_request_as_the_client_sent_it() -> None:
+    """Path, query and the client's own headers reach the upstream unchanged; connection headers do
+    not, and the gateway's HTTP client adds none of its own (no user agent of its library)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    seen: list[dict[str, Any]] = []
+
+    async def record(request: Any) -> JSONResponse:
+        seen.append({"path": request.scope["raw_path"], "query": request.scope["query_string"],
+                     "headers": [(k.decode(), v.decode()) for k, v in request.headers.raw],
+                     "body": await request.body()})
+        return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
+
+    upstream_app = Starlette(routes=[Route("/v1/chat/completions", record, methods=["POST"])])
+    body = openai_body()
+    with ServerThread(upstream_app) as recording, \
+            ServerThread(create_app(GatewayConfig(upstream=recording.url), ScriptedDetector())) as server:
+        sent = post(server.url, OPENAI, body, key="sk-as-sent", params={"api-version": "2024-06-01", "x": "a b"},
+                    headers={"user-agent": "MyApp/2.1", "openai-organization": "org-7", "connection": "keep-alive"})
+        bare = httpx.Client(headers={})  # no user agent at all
+        bare.headers.pop("user-agent")
+        unnamed = bare.post(server.url + "/v1/chat/completions", content=json.dumps(body).encode(),
+                            headers={"authorization": "Bearer sk-as-sent"}, timeout=10)
+        bare.close()
+    assert sent.status_code == 200 and unnamed.status_code == 200
+    first, second = seen
+    assert first["path"] == b"/v1/chat/completions" and first["query"] == b"api-version=2024-06-01&x=a+b"
+    assert first["body"] == json.dumps(body).encode()
+    headers = {name: value for name, value in first["headers"]}
+    assert headers["authorization"] == "Bearer sk-as-sent" and headers["user-agent"] == "MyApp/2.1"
+    assert headers["openai-organization"] == "org-7" and headers["content-type"] == "application/json"
+    assert headers["accept-encoding"] == "identity" and "connection" not in headers
+    assert len([name for name, _ in first["headers"] if name == "user-agent"]) == 1
+    names = {name for name, _ in second["headers"]}
+    assert "user-agent" not in names and "content-type" not in names and "cookie" not in names
+
+
 def test_the_gateway_refuses_an_accounts_table_it_would_only_half_read(tmp_path: Path) -> None:
     from distillguard.engines.online import OnlineDetector
 
