@@ -214,11 +214,13 @@ def test_anthropic_sdk_whole_and_streamed(gateway: SimpleNamespace, upstream: Se
     assert (done["input_tokens"], done["output_tokens"], done["stop_reason"]) == (
         direct.usage.input_tokens, direct.usage.output_tokens, "end_turn")
 
+    # The client can have the whole stream before the gateway records its end: wait for this one.
+    before = len(gateway.detector.completed)
     with ant(gateway.url).messages.stream(model="standin-1", max_tokens=200, messages=USER, system="Be brief.") as s:
         text = "".join(s.text_stream)
         final = s.get_final_message()
     assert text == direct.content[0].text and final.usage.output_tokens == direct.usage.output_tokens
-    done = gateway.detector.last_completion("acct-allow")
+    done = gateway.detector.last_completion("acct-allow", after=before)
     assert done["stream"] is True and done["status"] == 200 and done["response_text"] == text
     assert (done["input_tokens"], done["output_tokens"], done["stop_reason"]) == (
         direct.usage.input_tokens, direct.usage.output_tokens, "end_turn")
@@ -313,10 +315,11 @@ def test_degrade_strips_reasoning_openai(gateway: SimpleNamespace, upstream: Ser
     assert b"reasoning_content" in post(upstream.url, OPENAI, streamed).content
     raw = post(gateway.url, OPENAI, streamed, key=KEYS["degrade"])
     assert b"reasoning_content" not in raw.content and raw.content.endswith(b"data: [DONE]\n\n")
+    before = len(gateway.detector.completed)
     chunks = list(oai(gateway.url, KEYS["degrade"]).chat.completions.create(**streamed))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == message["content"]
     assert all(not (c.choices and c.choices[0].delta.model_extra) for c in chunks)
-    done = gateway.detector.last_completion("acct-degrade")
+    done = gateway.detector.last_completion("acct-degrade", after=before)
     assert done["stop_reason"] == "length" and done["reasoning_tokens"] > 0
 
 
@@ -332,11 +335,12 @@ def test_degrade_strips_thinking_anthropic(gateway: SimpleNamespace, upstream: S
     assert raw.headers["x-standin-reasoning"] == "none"
     assert b"thinking" not in raw.content and b'"index":1' not in raw.content
     # The SDK indexes blocks by position: dropped blocks must renumber the rest or it would fail here.
+    before = len(gateway.detector.completed)
     with ant(gateway.url, KEYS["degrade"]).messages.stream(**options) as stream:
         final = stream.get_final_message()
     assert [b.type for b in final.content] == ["text"]
     assert final.content[0].text == whole.content[0].text and final.stop_reason == "max_tokens"
-    done = gateway.detector.last_completion("acct-degrade")
+    done = gateway.detector.last_completion("acct-degrade", after=before)
     assert done["stream"] is True and done["response_text"] == final.content[0].text
 
 
@@ -367,10 +371,11 @@ def test_upstream_stalling_mid_stream_ends_with_an_error_event(strict: SimpleNam
     with pytest.raises(openai.APIError, match="stopped answering"):
         for _ in oai(strict.url).chat.completions.create(model="standin-drip-2000", messages=USER, stream=True):
             pass
+    before = len(strict.detector.completed)
     with pytest.raises(anthropic.APIStatusError), \
             ant(strict.url).messages.stream(model="standin-drip-2000", max_tokens=10, messages=USER) as stream:
         stream.get_final_message()
-    done = strict.detector.last_completion(strict.detector.assessed[-1]["account_id"])
+    done = strict.detector.last_completion(strict.detector.assessed[-1]["account_id"], after=before)
     assert done["status"] == 504
 
 
