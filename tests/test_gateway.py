@@ -36,6 +36,7 @@ from distillguard.gateway.app import (
     create_app,
     new_metrics,
     parse_networks,
+    run_until_disconnect,
     upstream_headers,
 )
 from distillguard.gateway.keys import KeyMap, RedactingFilter, extract_api_key, identify, redact
@@ -856,6 +857,44 @@ def test_oversized_request_heads_get_400_and_a_closed_connection(upstream: Serve
         # The refused request never reached the app, and the next one is served.
         assert all(r["api_key_id"] != identify("sk-big", None).api_key_id for r in detector.assessed)
         assert post(server.url, OPENAI, openai_body()).status_code == 200
+
+
+def test_run_until_disconnect_cancels_only_for_the_client() -> None:
+    """The work's result when the client stays; the work cancelled and (True, None) when it leaves;
+    a cancellation from outside (a shutdown) passes through."""
+
+    def client(leaves_after: float | None) -> Any:
+        async def receive() -> dict[str, Any]:
+            if leaves_after is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(leaves_after or 0)
+            return {"type": "http.disconnect"}
+        return receive
+
+    async def scenario() -> None:
+        cancelled: list[bool] = []
+
+        async def work(seconds: float) -> str:
+            try:
+                await asyncio.sleep(seconds)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+            return "answer"
+
+        assert await run_until_disconnect(client(None), lambda: work(0.01)) == (False, "answer")
+        assert await run_until_disconnect(client(0.01), lambda: work(5)) == (True, None) and cancelled == [True]
+        # After a disconnect the task is as before: no cancellation left pending or counted.
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+        assert await run_until_disconnect(client(None), lambda: work(0.01)) == (False, "answer")
+
+        outer = asyncio.create_task(run_until_disconnect(client(0.05), lambda: work(5)))
+        await asyncio.sleep(0.01)
+        outer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await outer
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
 def test_upstream_cookies_never_reach_another_request() -> None:

@@ -402,13 +402,16 @@ async def run_until_disconnect(receive: Receive, work: Callable[[], Awaitable[T]
 
     watcher = asyncio.create_task(watch())
     try:
-        return False, await work()
+        result = await work()
     except asyncio.CancelledError:
         if gone and task.uncancel() == 0:
             return True, None
         raise
     finally:
         watcher.cancel()
+    if gone:  # `work` swallowed the cancellation: take it back, it was for `work` only
+        task.uncancel()
+    return gone, result
 
 
 # ---------------------------------------------------------------- the gateway
