@@ -211,6 +211,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['platform']}, {m['cpu_count']} CPUs, Python {m['python']}; {summary['date']}; "
         f"load average at start {m['loadavg_start']} (other processes share the machine)",
+        f"through: {cfg.get('target', 'gateway')}; "
         f"state: {cfg['state']}, {cfg.get('workers', 1)} gateway worker(s); {cfg['keys']:,} API keys, {cfg['bodies']} request bodies "
         f"({cfg['stream_share']:.0%} streamed); stand-in latency {cfg['standin_latency_ms']} ms; "
         f"warm-up {cfg['warmup']} s, measured {cfg['seconds']} s at {cfg['rate']} req/s (open loop)",
@@ -690,6 +691,10 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
     policy = ["--policy", str(args.policy)] if args.policy else []
 
     def start_gateway(name: str) -> tuple[subprocess.Popen[bytes], str]:
+        if args.target != "gateway":  # the floor: a proxy with nothing in it
+            return start_server(name, lambda p: [
+                sys.executable, str(ROOT / "benchmarks" / "bare_proxy.py"), "--upstream", standin_url,
+                "--port", str(p), "--client", args.target.removeprefix("bare-")], logs, procs)
         return start_server(name, lambda p: [
             distillguard, "gateway", "--upstream", standin_url, "--port", str(p), "--log-level", "warning",
             *policy, *(["--redis", redis_url] if redis_url else []), "--workers", str(args.workers)], logs, procs)
@@ -726,7 +731,7 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
                     "python": platform.python_version(), "loadavg_start": loadavg_start},
         "config": {"rate": args.rate, "seconds": args.seconds, "warmup": args.warmup, "keys": args.keys,
                    "bodies": len(bodies), "stream_share": sum(streams) / len(bodies), "connections": args.connections,
-                   "state": "redis" if args.redis else "memory", "workers": args.workers,
+                   "state": "redis" if args.redis else "memory", "workers": args.workers, "target": args.target,
                    "standin_latency_ms": args.standin_latency_ms,
                    "policy": str(args.policy) if args.policy else "built-in",
                    "step_seconds": args.step_seconds, "p99_bound_ms": args.p99_bound_ms},
@@ -805,6 +810,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stream-share", type=float, default=0.2, help="share of streamed requests")
     parser.add_argument("--connections", type=int, default=256, help="generator's connection pool size")
     parser.add_argument("--standin-latency-ms", type=float, default=0.0, help="stand-in's delay per answer")
+    parser.add_argument("--target", choices=("gateway", "bare-aiohttp", "bare-httpx"), default="gateway",
+                        help="what stands in front of the stand-in: the gateway, or a bare pass-through proxy "
+                             "(benchmarks/bare_proxy.py) on either HTTP client, the floor under the gateway's cost")
     parser.add_argument("--redis", action="store_true", help="gateway state in a real redis-server")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (above 1 needs --redis)")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY if DEFAULT_POLICY.exists() else None)
@@ -825,6 +833,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--stream-share must be in [0, 1] and --steps positive rates")
     if args.workers < 1 or (args.workers > 1 and not args.redis):
         parser.error("--workers must be at least 1, and above 1 needs --redis")
+    if args.target != "gateway" and (args.redis or args.workers > 1):
+        parser.error("--redis and --workers are options of the gateway, not of a bare proxy")
     return args
 
 

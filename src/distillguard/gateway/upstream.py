@@ -1,9 +1,9 @@
 """The gateway's client to the upstream model API.
 
-aiohttp rather than httpx: a pass-through proxy with nothing else in it costs 0.6-1.3 ms of CPU per
+aiohttp rather than httpx: a pass-through proxy with nothing else in it costs 0.5-1.3 ms of CPU per
 request on aiohttp's C parser against 1.6-2.5 ms through httpx/httpcore on the same machine, and
-carries 1,000 req/s against 375 (`benchmarks/bench_gateway.py` on a bare proxy, 2026-12-03). At
-the gateway's target rates that difference is most of the budget.
+carries 750-1,000 req/s against 375 (`benchmarks/bench_gateway.py --target bare-aiohttp` and
+`bare-httpx`, 2026-12-03). At the gateway's target rates that difference is most of the budget.
 
 The session is a plain connection pool, not a browser: no cookie jar (the upstream's cookies would
 otherwise go out with other customers' requests), no redirects, no proxies from the environment, and
