@@ -415,6 +415,34 @@ def test_consolidate_leaves_a_lone_operation_whole() -> None:
     assert (out[~lone] == NO_CLUSTER).all()
 
 
+
+def test_consolidate_merges_on_alike_asks_not_on_the_edges_between_operations() -> None:
+    """Two operations, each found as two pieces of 40 accounts, that harvest overlapping material:
+    every account has edges to its own piece, to the other piece of its operation and, as many,
+    to the other operation, and the two ask mixes differ only in emphasis."""
+    rng = np.random.default_rng(3)
+    piece = np.repeat([0, 1, 2, 3], 40)
+    operation = piece // 2
+    pairs = set()
+    for i in range(len(piece)):
+        for group, n in ((piece == piece[i], 6), ((operation == operation[i]) & (piece != piece[i]), 2),
+                         (operation != operation[i], 2)):
+            pairs.update((min(i, int(j)), max(i, int(j))) for j in rng.choice(np.flatnonzero(group), n) if j != i)
+    a, b = np.asarray(sorted(pairs)).T
+    w = np.full(len(a), 0.2)
+    mixes = ((0.35, 0.25, 0.1, 0.3), (0.1, 0.25, 0.35, 0.3))
+    counts = csr_matrix(np.stack([rng.multinomial(12, mixes[o]) for o in operation]).astype(float))
+    cfg = LinkConfig()
+    out = consolidate(piece.astype(np.int64), a, b, w, counts, cfg)
+    for op in (0, 1):
+        coverage, purity = main_cluster(out, operation == op)
+        assert coverage >= 0.9 and purity >= 0.9
+    # Weighted by the plain cosine, the edges between the operations hide which pieces belong
+    # together: no piece is merged with any other.
+    plain = consolidate(piece.astype(np.int64), a, b, w, counts,
+                        dataclasses.replace(cfg, suspect_merge_profile_power=1.0))
+    assert all(main_cluster(plain, operation == op)[0] <= 0.6 for op in (0, 1))
+
 OPENERS = (
     "Imagine the internal reasoning behind a completed answer to the task below",
     "Reconstruct the complete chain of thought an expert would follow for this task",

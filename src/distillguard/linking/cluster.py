@@ -151,7 +151,7 @@ def _merge_alike(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nd
     profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
     src, dst = agg.nonzero()
     alike = np.einsum("ij,ij->i", profile[src], profile[dst])
-    w = np.asarray(agg[src, dst]).ravel() * np.clip(alike, 0.0, 1.0)
+    w = np.asarray(agg[src, dst]).ravel() * np.clip(alike, 0.0, 1.0) ** cfg.suspect_merge_profile_power
     keep = w > 0
     graph = ig.Graph(n=k, edges=np.column_stack([src[keep], dst[keep]]).tolist(),
                      edge_attrs={"weight": w[keep].tolist()})

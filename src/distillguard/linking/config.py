@@ -96,8 +96,14 @@ class LinkConfig:
     # Then (`cluster.consolidate`): communities are merged by modularity at this resolution on the
     # graph of communities (0 disables), and accounts move, for up to `reassign_rounds` rounds, to
     # the neighbouring operation of at least `reassign_min_accounts` whose ask mix fits them better
-    # by `reassign_margin` (log-likelihood per task, nats).
+    # by `reassign_margin` (log-likelihood per task, nats). In the merge, the edge between two
+    # communities is weighted by the cosine of their ask mixes to `suspect_merge_profile_power`.
+    # Pieces of operations that harvest overlapping material ask alike too (on the tuning worlds
+    # pieces of one operation have cosines around 0.45-0.8, of different ones 0.25-0.5): to the
+    # first power the many edges between two operations outweigh that difference, to the 8th they
+    # count for little.
     suspect_merge_resolution: float = 1.0
+    suspect_merge_profile_power: float = 8.0
     reassign_rounds: int = 5
     reassign_min_accounts: int = 10
     reassign_margin: float = 0.05
