@@ -443,6 +443,26 @@ def test_consolidate_merges_on_alike_asks_not_on_the_edges_between_operations() 
                         dataclasses.replace(cfg, suspect_merge_profile_power=1.0))
     assert all(main_cluster(plain, operation == op)[0] <= 0.6 for op in (0, 1))
 
+
+def test_consolidate_keeps_an_operation_whose_accounts_are_held_by_strong_edges() -> None:
+    """A small operation on shared infrastructure (strong edges among its 20 accounts) and a large
+    one asking for the same mix, joined to it by a weak edge per account. Asks cannot tell them
+    apart, and the larger operation is the likelier a priori; the edges can."""
+    rng = np.random.default_rng(4)
+    truth = np.repeat([0, 1], [20, 200])
+    pairs: dict[tuple[int, int], float] = {}
+    for i in range(len(truth)):
+        for j in rng.choice(np.flatnonzero(truth == truth[i]), 6):
+            if j != i:
+                pairs[(min(i, int(j)), max(i, int(j)))] = 0.5 if truth[i] == 0 else 0.2
+    for i in range(20):
+        pairs[(i, int(rng.integers(20, 220)))] = 0.05
+    a, b = np.asarray(list(pairs)).T
+    mix = (0.4, 0.2, 0.1, 0.3)
+    counts = csr_matrix(np.stack([rng.multinomial(12, mix) for _ in truth]).astype(float))
+    out = consolidate(truth.astype(np.int64), a, b, np.asarray(list(pairs.values())), counts, LinkConfig())
+    assert out[:20].tolist() == [out[0]] * 20 and out[0] not in set(out[20:].tolist())
+
 OPENERS = (
     "Imagine the internal reasoning behind a completed answer to the task below",
     "Reconstruct the complete chain of thought an expert would follow for this task",

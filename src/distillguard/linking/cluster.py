@@ -164,21 +164,23 @@ def _merge_alike(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nd
     return out
 
 
-def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matrix, cfg: LinkConfig) -> np.ndarray:
+def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarray, counts: csr_matrix,
+              cfg: LinkConfig) -> np.ndarray:
     """Move accounts to the neighbouring operation whose ask mix explains theirs clearly better.
 
     Each round, every operation of `cfg.reassign_min_accounts` or more gets a multinomial over asks
     (its members' counts, smoothed). An account with asks and an edge into such an operation joins
-    the one with the highest log-likelihood *per task* of its asks (with the log of the
-    operation's share of accounts as prior), if that beats its current operation's by
-    `cfg.reassign_margin`. Per task, because accounts are not draws from one multinomial: a large
-    account of one operation mixes its work unevenly, and its total log-likelihood would favour
-    whichever broad mix happens to be nearby. An account in no such operation (unclustered,
-    or in a group too small to have a mix) joins one only if it fits it at least as well as the
-    worst `cfg.reassign_newcomer_quantile` of its members and has edges to at least
-    `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two into an
-    operation is not pulled in."""
-    ea, eb = np.concatenate([a, b]), np.concatenate([b, a])
+    the one with the highest log-likelihood *per task* of its asks, if that beats its current
+    operation's by `cfg.reassign_margin`. The prior is the operation's share of accounts times its
+    share of the account's edge weight: an account held by strong edges to its own operation and
+    by weak ones to a larger operation that asks alike stays. Per task, because accounts are not
+    draws from one multinomial: a large account of one operation mixes its work unevenly, and its
+    total log-likelihood would favour whichever broad mix happens to be nearby. An account in no
+    such operation (unclustered, or in a group too small to have a mix) joins one only if it fits
+    it at least as well as the worst `cfg.reassign_newcomer_quantile` of its members and has edges
+    to at least `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two
+    into an operation is not pulled in."""
+    ea, eb, ew = np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([weight, weight])
     n_asks = np.asarray(counts.sum(axis=1)).ravel()
     out = labels.copy()
     for _ in range(cfg.reassign_rounds):
@@ -192,13 +194,16 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, counts: csr_matr
         pos = np.searchsorted(clusters, out[eb])
         ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0)
         ok[ok] &= clusters[pos[ok]] == out[eb][ok]
-        keys, links = np.unique(ea[ok].astype(np.int64) * len(clusters) + pos[ok], return_counts=True)
+        keys, pair, links = np.unique(ea[ok].astype(np.int64) * len(clusters) + pos[ok], return_inverse=True,
+                                      return_counts=True)
+        tie = np.bincount(pair, weights=ew[ok])
         if len(keys) == 0:
             break
         acc, cand = keys // len(clusters), keys % len(clusters)
-        log_prior = np.log(sizes[clusters] / sizes[clusters].sum())
+        log_prior = np.log(sizes[clusters] / sizes[clusters].sum())[cand]
+        log_prior += np.log(tie / np.bincount(acc, weights=tie, minlength=len(out))[acc])
         log_lik = np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel()
-        fit = (log_lik + log_prior[cand]) / n_asks[acc]
+        fit = (log_lik + log_prior) / n_asks[acc]
         current = np.full(len(out), -np.inf)
         own = clusters[cand] == out[acc]
         current[acc[own]] = fit[own]
@@ -239,5 +244,5 @@ def consolidate(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.nda
     """
     if cfg.suspect_merge_resolution <= 0 or (labels != NO_CLUSTER).sum() == 0:
         return labels
-    return _without_small(_reassign(_merge_alike(labels, a, b, weight, counts, cfg), a, b, counts, cfg),
+    return _without_small(_reassign(_merge_alike(labels, a, b, weight, counts, cfg), a, b, weight, counts, cfg),
                           cfg.min_cluster_accounts)
