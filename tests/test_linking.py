@@ -460,8 +460,12 @@ def test_consolidate_keeps_an_operation_whose_accounts_are_held_by_strong_edges(
     a, b = np.asarray(list(pairs)).T
     mix = (0.4, 0.2, 0.1, 0.3)
     counts = csr_matrix(np.stack([rng.multinomial(12, mix) for _ in truth]).astype(float))
-    out = consolidate(truth.astype(np.int64), a, b, np.asarray(list(pairs.values())), counts, LinkConfig())
+    w = np.asarray(list(pairs.values()))
+    out = consolidate(truth.astype(np.int64), a, b, w, counts, LinkConfig())
     assert out[:20].tolist() == [out[0]] * 20 and out[0] not in set(out[20:].tolist())
+    # Without the edges in the prior, the size of the larger operation pulls them over.
+    sized = consolidate(truth.astype(np.int64), a, b, w, counts, LinkConfig(reassign_tie_weight=0.0))
+    assert (sized[:20] == sized[20]).sum() >= 10
 
 OPENERS = (
     "Imagine the internal reasoning behind a completed answer to the task below",

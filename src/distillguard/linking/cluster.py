@@ -171,15 +171,17 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarr
     Each round, every operation of `cfg.reassign_min_accounts` or more gets a multinomial over asks
     (its members' counts, smoothed). An account with asks and an edge into such an operation joins
     the one with the highest log-likelihood *per task* of its asks, if that beats its current
-    operation's by `cfg.reassign_margin`. The prior is the operation's share of accounts times its
-    share of the account's edge weight: an account held by strong edges to its own operation and
-    by weak ones to a larger operation that asks alike stays. Per task, because accounts are not
-    draws from one multinomial: a large account of one operation mixes its work unevenly, and its
-    total log-likelihood would favour whichever broad mix happens to be nearby. An account in no
-    such operation (unclustered, or in a group too small to have a mix) joins one only if it fits
-    it at least as well as the worst `cfg.reassign_newcomer_quantile` of its members and has edges
-    to at least `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two
-    into an operation is not pulled in."""
+    operation's by `cfg.reassign_margin`, with the log of the operation's share of accounts as
+    prior. The operation's share of the account's edge weight counts too, its log times
+    `cfg.reassign_tie_weight` per account rather than per task: an account held by strong edges to
+    its own operation and by weak ones to a larger operation that asks alike stays, however many
+    requests it makes. Per task, because accounts are not draws from one multinomial: a large
+    account of one operation mixes its work unevenly, and its total log-likelihood would favour
+    whichever broad mix happens to be nearby. An account in no such operation (unclustered, or in
+    a group too small to have a mix) joins one only if it fits it at least as well as the worst
+    `cfg.reassign_newcomer_quantile` of its members and has edges to at least
+    `cfg.reassign_newcomer_links` of them: a flagged customer with a weak edge or two into an
+    operation is not pulled in."""
     ea, eb, ew = np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([weight, weight])
     n_asks = np.asarray(counts.sum(axis=1)).ravel()
     out = labels.copy()
@@ -201,9 +203,9 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarr
             break
         acc, cand = keys // len(clusters), keys % len(clusters)
         log_prior = np.log(sizes[clusters] / sizes[clusters].sum())[cand]
-        log_prior += np.log(tie / np.bincount(acc, weights=tie, minlength=len(out))[acc])
+        log_tie = np.log(tie / np.bincount(acc, weights=tie, minlength=len(out))[acc])
         log_lik = np.asarray(counts[acc].multiply(log_theta[cand]).sum(axis=1)).ravel()
-        fit = (log_lik + log_prior) / n_asks[acc]
+        fit = (log_lik + log_prior) / n_asks[acc] + cfg.reassign_tie_weight * log_tie
         current = np.full(len(out), -np.inf)
         own = clusters[cand] == out[acc]
         current[acc[own]] = fit[own]

@@ -107,6 +107,9 @@ class LinkConfig:
     reassign_rounds: int = 5
     reassign_min_accounts: int = 10
     reassign_margin: float = 0.05
+    # How much the operation's share of an account's edge weight counts in the reassignment: its
+    # log times this is added to the per-task fit (evidence about the account, not about each task).
+    reassign_tie_weight: float = 0.15
     # An unclustered account joins an operation only if it fits it as well as this quantile of its
     # members, and has edges to at least `reassign_newcomer_links` of them.
     reassign_newcomer_quantile: float = 0.1
