@@ -415,7 +415,6 @@ def test_consolidate_leaves_a_lone_operation_whole() -> None:
     assert (out[~lone] == NO_CLUSTER).all()
 
 
-
 def test_consolidate_merges_on_alike_asks_not_on_the_edges_between_operations() -> None:
     """Two operations, each found as two pieces of 40 accounts, that harvest overlapping material:
     every account has edges to its own piece, to the other piece of its operation and, as many,

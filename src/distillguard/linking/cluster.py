@@ -198,9 +198,9 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarr
         ok[ok] &= clusters[pos[ok]] == out[eb][ok]
         keys, pair, links = np.unique(ea[ok].astype(np.int64) * len(clusters) + pos[ok], return_inverse=True,
                                       return_counts=True)
-        tie = np.bincount(pair, weights=ew[ok])
         if len(keys) == 0:
             break
+        tie = np.bincount(pair, weights=ew[ok])
         acc, cand = keys // len(clusters), keys % len(clusters)
         log_prior = np.log(sizes[clusters] / sizes[clusters].sum())[cand]
         log_tie = np.log(tie / np.bincount(acc, weights=tie, minlength=len(out))[acc])
