@@ -194,7 +194,7 @@ def _reassign(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weight: np.ndarr
         log_theta = np.log(totals / totals.sum(axis=1, keepdims=True))
         # Candidates: (account, operation of a neighbour), once each.
         pos = np.searchsorted(clusters, out[eb])
-        ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0)
+        ok = (out[eb] != NO_CLUSTER) & (pos < len(clusters)) & (n_asks[ea] > 0) & (ew > 0)
         ok[ok] &= clusters[pos[ok]] == out[eb][ok]
         keys, pair, links = np.unique(ea[ok].astype(np.int64) * len(clusters) + pos[ok], return_inverse=True,
                                       return_counts=True)
