@@ -1,0 +1,182 @@
+"""How early can the policy act? The frontier of leak against honest accounts touched.
+
+Replays each scenario once through the online detector with the shipped policy, recording every
+request's assessment (risk, flag, reasons, cluster, the account's exchanges so far). Assessments do
+not depend on the actions taken, so any other policy can then be applied to the same record: this
+script varies the minimum histories of the shipped policy's account-level rules and reports, for
+each setting, the share of campaign exchanges sent before each account's first throttle, degrade
+or block ("leaked before containment", as `evaluate --actions` counts it) and the legitimate
+accounts that would be throttled, degraded or blocked, by actor type.
+
+    .venv/bin/python benchmarks/policy_frontier.py [--scenarios adaptive medium] [--seed 2]
+
+Use tuning seeds (not the reported seed 1): the point is to choose a policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from distillguard.engines.online import OnlineDetector
+from distillguard.engines.replay import replay
+from distillguard.policy.decision import Assessment
+from distillguard.policy.policy import Policy, Rule
+
+BIN = Path(sys.executable).parent / "distillguard"
+CONTAINING = ("throttle", "degrade", "block")
+# The shipped policy's account-level rules whose minimum history is varied, and the values tried.
+GRID = {
+    "throttle-near-certain-early": (0, 1),
+    "throttle-very-likely": (1, 2, 3, 5),
+    "throttle-likely": (2, 3, 5, 7),
+    "throttle-flagged": (3, 5, 7, 10),
+    "degrade-reasoning-harvest": (3, 5, 10),
+}
+
+
+class RecordingDetector(OnlineDetector):
+    """The online detector as `replay` runs it by default (attaching newcomers), keeping every
+    assessment it makes."""
+
+    def __init__(self) -> None:
+        super().__init__(attach=True)
+        self.record: list[Assessment] = []
+
+    def _assessment(self, seen, logit):  # type: ignore[no-untyped-def]
+        assessment = super()._assessment(seen, logit)
+        self.record.append(assessment)
+        return assessment
+
+
+class Record:
+    """The assessments of one replay as arrays, with each account's ground truth."""
+
+    def __init__(self, assessments: list[Assessment], truth: dict[str, str]) -> None:
+        ids = [a.account_id for a in assessments]
+        self.accounts, self.aid = np.unique(np.asarray(ids), return_inverse=True)
+        self.who = np.asarray([truth[a] for a in self.accounts])
+        self.campaign = ~np.char.startswith(self.who, "legit:")
+        self.n = np.bincount(self.aid)
+        self.assessments = assessments
+        self.risk = np.asarray([a.risk for a in assessments])
+        self.flagged = np.asarray([a.flagged for a in assessments])
+        self.cluster_risk = np.asarray([a.cluster_risk for a in assessments])
+        self.in_cluster = np.asarray([a.cluster_id is not None for a in assessments])
+        self.before = np.asarray([a.n_exchanges for a in assessments])
+
+    def matches(self, rule: Rule) -> np.ndarray:
+        """`rule.when.matches` over every assessment at once (same conditions, vectorised)."""
+        w = rule.when
+        m = np.ones(len(self.risk), dtype=bool)
+        if w.risk_at_least is not None:
+            m &= self.risk >= w.risk_at_least
+        if w.flagged is not None:
+            m &= self.flagged == w.flagged
+        if w.reasons_any is not None:
+            m &= np.asarray([any(r in a.reasons for r in w.reasons_any) for a in self.assessments])
+        if w.cluster_risk_at_least is not None:
+            m &= self.cluster_risk >= w.cluster_risk_at_least
+        if w.in_cluster is not None:
+            m &= self.in_cluster == w.in_cluster
+        if w.min_exchanges is not None:
+            m &= self.before >= w.min_exchanges
+        return m
+
+    def outcome(self, policy: Policy) -> tuple[float, dict[str, float], Counter[str], Counter[str]]:
+        """(campaign leak, leak per campaign, legitimate accounts contained and blocked per kind)."""
+        action = np.full(len(self.risk), "", dtype=object)
+        for rule in policy.rules:
+            action[(action == "") & self.matches(rule)] = rule.action
+        contained = np.isin(action, CONTAINING)
+        never = np.iinfo(np.int64).max
+        first = np.full(len(self.accounts), never)
+        np.minimum.at(first, self.aid[contained], self.before[contained])
+        leaked = np.minimum(first, self.n)
+        blocked = np.zeros(len(self.accounts), dtype=bool)
+        blocked[self.aid[action == "block"]] = True
+        per = {c: leaked[self.who == c].sum() / self.n[self.who == c].sum()
+               for c in sorted(set(self.who[self.campaign]))}
+        honest = ~self.campaign
+        return (leaked[self.campaign].sum() / self.n[self.campaign].sum(), per,
+                Counter(self.who[honest & (first < never)]), Counter(self.who[honest & blocked]))
+
+
+def with_minimums(policy: Policy, minimums: dict[str, int]) -> Policy:
+    rules = tuple(replace(r, when=replace(r.when, min_exchanges=minimums[r.name])) if r.name in minimums else r
+                  for r in policy.rules)
+    return replace(policy, rules=rules)
+
+
+def record_scenario(scenario: str, seed: int, work: Path, scale: float) -> Record:
+    sim = work / f"{scenario}-{seed}"
+    if not (sim / "truth.csv").exists():
+        subprocess.run([str(BIN), "simulate", "--scenario", scenario, "--seed", str(seed), "--out", str(sim),
+                        "--scale", str(scale), "--quiet"], check=True)
+    detector = RecordingDetector()
+    replay([sim / "exchanges.jsonl.gz"], rejected_path=None, detector=detector, accounts=sim / "accounts.jsonl",
+           releases=sim / "releases.jsonl")
+    with (sim / "truth.csv").open(newline="") as fh:
+        truth = {r["account_id"]: r["campaign"] or f"legit:{r['actor_type']}" for r in csv.DictReader(fh)}
+    return Record(detector.record, truth)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenarios", nargs="+", default=["adaptive", "medium"])
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/frontier"))
+    args = parser.parse_args()
+    records = {s: record_scenario(s, args.seed, args.work, args.scale) for s in args.scenarios}
+    shipped = Policy.default()
+    rows = []
+    for values in itertools.product(*GRID.values()):
+        minimums = dict(zip(GRID, values, strict=True))
+        early = [minimums[k] for k in ("throttle-near-certain-early", "throttle-very-likely", "throttle-likely",
+                                       "throttle-flagged")]
+        if early != sorted(early):
+            continue  # a surer verdict never waits longer than a less sure one
+        outcomes = {s: r.outcome(with_minimums(shipped, minimums)) for s, r in records.items()}
+        rows.append((minimums, outcomes))
+    print(f"seed {args.seed}; minimum histories of: {', '.join(GRID)}\n")
+    header = " | ".join(f"{s} leaked | {s} honest touched (blocked)" for s in args.scenarios)
+    print(f"| minimums | {header} |")
+    print("|---|" + "---|---|" * len(args.scenarios))
+    shipped_outcomes = {s: r.outcome(shipped) for s, r in records.items()}
+
+    def line(label: str, outcomes: dict) -> str:
+        cells = " | ".join(f"{100 * o[0]:.2f}% | {sum(o[2].values())} ({sum(o[3].values())})"
+                           for o in outcomes.values())
+        return f"| {label} | {cells} |"
+
+    print(line("shipped", shipped_outcomes))
+    # The frontier: settings no other setting beats on every scenario's leak and honest cost at once.
+    def cost(outcomes: dict) -> tuple[float, ...]:
+        return tuple(v for o in outcomes.values() for v in (o[0], sum(o[2].values())))
+
+    costs = [cost(o) for _, o in rows]
+    shown: set[tuple[float, ...]] = set()
+    # Among settings with the same outcome, the one that waits longest (the rule that never binds).
+    for (minimums, outcomes), c in sorted(zip(rows, costs, strict=True),
+                                          key=lambda x: (x[1], [-v for v in x[0][0].values()])):
+        dominated = any(all(x <= y for x, y in zip(d, c, strict=True)) and d != c for d in costs)
+        if not dominated and c not in shown:
+            shown.add(c)
+            print(line(", ".join(str(v) for v in minimums.values()), outcomes))
+    for s, o in shipped_outcomes.items():
+        print(f"\n{s}, shipped policy: leak per campaign "
+              + ", ".join(f"{c} {100 * v:.2f}%" for c, v in o[1].items())
+              + "; honest accounts touched: " + (", ".join(f"{k[6:]} {v}" for k, v in sorted(o[2].items())) or "none"))
+
+
+if __name__ == "__main__":
+    main()
