@@ -129,6 +129,17 @@ def record_scenario(scenario: str, seed: int, work: Path, scale: float) -> Recor
     return Record(detector.record, truth)
 
 
+def line(label: str, outcomes: dict) -> str:
+    """A markdown row: per scenario, the leak and the honest accounts touched (of them blocked)."""
+    cells = " | ".join(f"{100 * o[0]:.2f}% | {sum(o[2].values())} ({sum(o[3].values())})" for o in outcomes.values())
+    return f"| {label} | {cells} |"
+
+
+def cost(outcomes: dict) -> tuple[float, ...]:
+    """What a setting costs on each scenario: leak, honest accounts touched."""
+    return tuple(v for o in outcomes.values() for v in (o[0], sum(o[2].values())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=["adaptive", "medium"])
@@ -152,17 +163,8 @@ def main() -> None:
     print(f"| minimums | {header} |")
     print("|---|" + "---|---|" * len(args.scenarios))
     shipped_outcomes = {s: r.outcome(shipped) for s, r in records.items()}
-
-    def line(label: str, outcomes: dict) -> str:
-        cells = " | ".join(f"{100 * o[0]:.2f}% | {sum(o[2].values())} ({sum(o[3].values())})"
-                           for o in outcomes.values())
-        return f"| {label} | {cells} |"
-
     print(line("shipped", shipped_outcomes))
     # The frontier: settings no other setting beats on every scenario's leak and honest cost at once.
-    def cost(outcomes: dict) -> tuple[float, ...]:
-        return tuple(v for o in outcomes.values() for v in (o[0], sum(o[2].values())))
-
     costs = [cost(o) for _, o in rows]
     shown: set[tuple[float, ...]] = set()
     # Among settings with the same outcome, the one that waits longest (the rule that never binds).
