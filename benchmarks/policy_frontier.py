@@ -29,7 +29,7 @@ import numpy as np
 from distillguard.engines.online import OnlineDetector
 from distillguard.engines.replay import replay
 from distillguard.policy.decision import Assessment
-from distillguard.policy.policy import Policy, Rule
+from distillguard.policy.policy import Policy, Rule, When
 
 BIN = Path(sys.executable).parent / "distillguard"
 CONTAINING = ("throttle", "degrade", "block")
@@ -67,33 +67,23 @@ class Record:
         self.campaign = ~np.char.startswith(self.who, "legit:")
         self.n = np.bincount(self.aid)
         self.assessments = assessments
-        self.risk = np.asarray([a.risk for a in assessments])
-        self.flagged = np.asarray([a.flagged for a in assessments])
-        self.cluster_risk = np.asarray([a.cluster_risk for a in assessments])
-        self.in_cluster = np.asarray([a.cluster_id is not None for a in assessments])
         self.before = np.asarray([a.n_exchanges for a in assessments])
+        self._held: dict[When, np.ndarray] = {}
 
     def matches(self, rule: Rule) -> np.ndarray:
-        """`rule.when.matches` over every assessment at once (same conditions, vectorised)."""
-        w = rule.when
-        m = np.ones(len(self.risk), dtype=bool)
-        if w.risk_at_least is not None:
-            m &= self.risk >= w.risk_at_least
-        if w.flagged is not None:
-            m &= self.flagged == w.flagged
-        if w.reasons_any is not None:
-            m &= np.asarray([any(r in a.reasons for r in w.reasons_any) for a in self.assessments])
-        if w.cluster_risk_at_least is not None:
-            m &= self.cluster_risk >= w.cluster_risk_at_least
-        if w.in_cluster is not None:
-            m &= self.in_cluster == w.in_cluster
-        if w.min_exchanges is not None:
-            m &= self.before >= w.min_exchanges
-        return m
+        """Where `rule.when.matches` holds. The policy's own test runs once per rule without its
+        minimum history (the part varied here), which is then applied over all assessments."""
+        rest = replace(rule.when, min_exchanges=None)
+        if rest not in self._held:
+            self._held[rest] = np.fromiter((rest.matches(a) for a in self.assessments), dtype=bool,
+                                           count=len(self.assessments))
+        if rule.when.min_exchanges is None:
+            return self._held[rest]
+        return self._held[rest] & (self.before >= rule.when.min_exchanges)
 
     def outcome(self, policy: Policy) -> tuple[float, dict[str, float], Counter[str], Counter[str]]:
         """(campaign leak, leak per campaign, legitimate accounts contained and blocked per kind)."""
-        action = np.full(len(self.risk), "", dtype=object)
+        action = np.full(len(self.assessments), "", dtype=object)
         for rule in policy.rules:
             action[(action == "") & self.matches(rule)] = rule.action
         contained = np.isin(action, CONTAINING)
