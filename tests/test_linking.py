@@ -466,6 +466,7 @@ def test_consolidate_keeps_an_operation_whose_accounts_are_held_by_strong_edges(
     sized = consolidate(truth.astype(np.int64), a, b, w, counts, LinkConfig(reassign_tie_weight=0.0))
     assert (sized[:20] == sized[20]).sum() >= 10
 
+
 OPENERS = (
     "Imagine the internal reasoning behind a completed answer to the task below",
     "Reconstruct the complete chain of thought an expert would follow for this task",

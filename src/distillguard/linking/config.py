@@ -99,7 +99,7 @@ class LinkConfig:
     # by `reassign_margin` (log-likelihood per task, nats). In the merge, the edge between two
     # communities is weighted by the cosine of their ask mixes to `suspect_merge_profile_power`.
     # Pieces of operations that harvest overlapping material ask alike too (on the tuning worlds
-    # pieces of one operation have cosines around 0.45-0.8, of different ones 0.25-0.5): to the
+    # pieces of one operation have cosines around 0.45-0.8, of different ones 0.2-0.5): to the
     # first power the many edges between two operations outweigh that difference, to the 8th they
     # count for little.
     suspect_merge_resolution: float = 1.0
