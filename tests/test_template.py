@@ -5,7 +5,15 @@ from pathlib import Path
 
 import numpy as np
 
-from distillguard.signals.template import LSH_BANDS, head, minhash_bands, skeleton, tail, text_hash
+from distillguard.signals.template import (
+    LSH_BANDS,
+    fingerprints,
+    head,
+    minhash_bands,
+    skeleton,
+    tail,
+    text_hash,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "src/distillguard/sim/data"
 
@@ -68,3 +76,33 @@ def test_skeleton_on_real_prompts_is_bounded_and_stable():
     assert len(skeleton(long_text)) < 30_000
     for t in texts:
         assert skeleton(t) == skeleton(t)
+
+
+def _real_prompts(n: int) -> list[str]:
+    texts = []
+    for path in sorted(CORPUS.glob("*.jsonl*")):
+        opener = __import__("gzip").open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
+            texts += [json.loads(line)["text"] for _, line in zip(range(n), fh, strict=False)]
+    return texts
+
+
+def test_fingerprints_are_the_direct_values_whether_remembered_or_not():
+    long_a = "Summarise this report. " + "quarterly figures rose " * 400 + "Give three bullet points."
+    long_b = "Summarise this report. " + "quarterly figures fell " * 400 + "Give three bullet points."
+    texts = [*_real_prompts(40), long_a, long_b, "", "hi"]
+    skels = [skeleton(t) for t in texts]
+    expected = (
+        np.array([text_hash(s) for s in skels]),
+        np.array([text_hash(head(s)) for s in skels]),
+        np.array([text_hash(tail(s)) for s in skels]),
+        minhash_bands(skels),
+    )
+    first = fingerprints(texts)  # computed (and remembered)
+    again = fingerprints(list(reversed(texts)))  # every text now comes from the memo
+    for got, want in zip(first, expected, strict=True):
+        assert np.array_equal(got, want)
+    for got, want in zip(again, expected, strict=True):
+        assert np.array_equal(got, want[::-1])
+    assert first[0][-4] != first[0][-3]  # two long texts of one length are kept apart
+    assert all(part.shape[0] == 0 for part in fingerprints([]))

@@ -20,6 +20,7 @@ dict or in Redis; `MAX_STATE_BYTES` bounds it.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -320,23 +321,25 @@ class AccountState:
 
     # -- serialising ----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
+        days = sorted(self.days)
+        mins = self.frames.mins
+        releases = [v for i, slot in sorted(self.releases.items()) for v in (i, *slot)]
         parts = [
-            _HEAD.pack(
+            _FIXED.pack(
                 _VERSION, self.n, self.first_ts, self.last_ts, self.elicit_any, self.single_turn,
                 self.tool_turn, self.out_tokens, self.in_tokens, self.stop_known, self.stop_max_tokens,
                 self.gap_n, self.gap_mean, self.gap_m2, self.cur_hour, self.cur_hour_count, self.peak_hour,
-                len(self.days), len(self.frames.mins), len(self.releases),
+                len(days), len(mins), len(self.releases), *self.elicit, *self.capability, *self.hour_of_day,
             ),
-            _pack("i", [*self.elicit, *self.capability, *self.hour_of_day]),
-            _pack("i", sorted(self.days)),
-            _pack("Q", self.frames.mins),
-            _pack("q", [v for i, slot in sorted(self.releases.items()) for v in (i, *slot)]),
+            _array("i", len(days)).pack(*days),
+            _array("Q", len(mins)).pack(*mins),
+            _array("q", len(releases)).pack(*releases),
         ]
         for sketch in self.templates:
-            keys = list(sketch.counts)
-            parts.append(struct.pack("<B", len(keys)))
-            parts.append(_pack("q", keys))
-            parts.append(_pack("i", [v for k in keys for v in (sketch.counts[k], sketch.errors[k])]))
+            counts, errors = sketch.counts, sketch.errors
+            parts.append(_sketch(len(counts)).pack(
+                len(counts), *counts, *[v for key, c in counts.items() for v in (c, errors[key])]
+            ))
         return b"".join(parts)
 
     @classmethod
@@ -349,61 +352,73 @@ class AccountState:
 
     @classmethod
     def _parse(cls, buf: memoryview) -> AccountState:
-        head = _HEAD.unpack_from(buf, 0)
-        if head[0] != _VERSION:
-            raise ValueError(f"unsupported account state version {head[0]}")
-        n_days, n_mins, n_rel = head[17], head[18], head[19]
+        fixed = _FIXED.unpack_from(buf, 0)
+        if fixed[0] != _VERSION:
+            raise ValueError(f"unsupported account state version {fixed[0]}")
+        n_days, n_mins, n_rel = fixed[17], fixed[18], fixed[19]
         if n_days > MAX_DAYS or n_mins > DISTINCT_SLOTS or n_rel > MAX_RELEASES:
             raise ValueError("corrupt account state: section too long")
-        pos = _HEAD.size
-        counters, pos = _take(buf, pos, "i", _N_ELICIT + _N_CAP + 24)
-        days, pos = _take(buf, pos, "i", n_days)
-        mins, pos = _take(buf, pos, "Q", n_mins)
-        rels, pos = _take(buf, pos, "q", 4 * n_rel)
+        days, pos = _take(buf, _FIXED.size, _array("i", n_days))
+        mins, pos = _take(buf, pos, _array("Q", n_mins))
+        rels, pos = _take(buf, pos, _array("q", 4 * n_rel))
         templates = []
         for _ in _TEMPLATE_COLUMNS:
-            (k,) = struct.unpack_from("<B", buf, pos)
+            if pos >= len(buf):
+                raise ValueError("corrupt account state: truncated")
+            k = buf[pos]
             if k > HEAVY_SLOTS:
                 raise ValueError("corrupt account state: too many heavy hitters")
-            keys, pos = _take(buf, pos + 1, "q", k)
-            pairs, pos = _take(buf, pos, "i", 2 * k)
-            counts, errors = pairs[0::2], pairs[1::2]
-            templates.append(HeavyHitters(dict(zip(keys, counts, strict=True)), dict(zip(keys, errors, strict=True))))
+            values, pos = _take(buf, pos, _sketch(k))
+            keys, pairs = values[1 : k + 1], values[k + 1 :]
+            templates.append(HeavyHitters(dict(zip(keys, pairs[0::2], strict=True)),
+                                          dict(zip(keys, pairs[1::2], strict=True))))
         if pos != len(buf):
             raise ValueError("corrupt account state: trailing bytes")
-        state = cls(
-            n=head[1], first_ts=head[2], last_ts=head[3], elicit_any=head[4], single_turn=head[5],
-            tool_turn=head[6], out_tokens=head[7], in_tokens=head[8], stop_known=head[9],
-            stop_max_tokens=head[10], gap_n=head[11], gap_mean=head[12], gap_m2=head[13], cur_hour=head[14],
-            cur_hour_count=head[15], peak_hour=head[16],
+        # Built field by field, not through __init__: its default factories would make every list,
+        # sketch and set only to have them replaced (this runs twice per gateway request).
+        state = cls.__new__(cls)
+        state.__dict__.update(
+            n=fixed[1], first_ts=fixed[2], last_ts=fixed[3], elicit_any=fixed[4], single_turn=fixed[5],
+            tool_turn=fixed[6], out_tokens=fixed[7], in_tokens=fixed[8], stop_known=fixed[9],
+            stop_max_tokens=fixed[10], gap_n=fixed[11], gap_mean=fixed[12], gap_m2=fixed[13],
+            cur_hour=fixed[14], cur_hour_count=fixed[15], peak_hour=fixed[16],
+            elicit=list(fixed[_COUNTERS_AT : _COUNTERS_AT + _N_ELICIT]),
+            capability=list(fixed[_COUNTERS_AT + _N_ELICIT : _COUNTERS_AT + _N_ELICIT + _N_CAP]),
+            hour_of_day=list(fixed[_COUNTERS_AT + _N_ELICIT + _N_CAP :]),
+            days=set(days),
+            templates=templates,
+            frames=DistinctCount(list(mins)),
+            releases={rels[j]: list(rels[j + 1 : j + 4]) for j in range(0, len(rels), 4)},
         )
-        state.elicit = counters[:_N_ELICIT]
-        state.capability = counters[_N_ELICIT : _N_ELICIT + _N_CAP]
-        state.hour_of_day = counters[_N_ELICIT + _N_CAP :]
-        state.days = set(days)
-        state.frames = DistinctCount(mins)
-        state.releases = {rels[j]: rels[j + 1 : j + 4] for j in range(0, len(rels), 4)}
-        state.templates = templates
         return state
 
 
-_HEAD = struct.Struct("<B q q q q q q q q q q q d d q q q H B B")
+_HEAD = "<B q q q q q q q q q q q d d q q q H B B"
+_COUNTERS_AT = 20  # fields of _HEAD before the counters
+# The fixed part: the head, then the elicitation, capability and hour-of-day counters.
+_FIXED = struct.Struct(f"{_HEAD} {_N_ELICIT + _N_CAP + 24}i")
 # The largest blob: every section full (Space-Saving slots, distinct sketch, days, releases).
 MAX_STATE_BYTES = (
-    _HEAD.size + 4 * (_N_ELICIT + _N_CAP + 24) + 4 * MAX_DAYS + 8 * DISTINCT_SLOTS + 32 * MAX_RELEASES
+    _FIXED.size + 4 * MAX_DAYS + 8 * DISTINCT_SLOTS + 32 * MAX_RELEASES
     + len(_TEMPLATE_COLUMNS) * (1 + 16 * HEAVY_SLOTS)
 )
 
 
-def _pack(code: str, values: Sequence[int]) -> bytes:
-    return struct.pack(f"<{len(values)}{code}", *values)
+@functools.lru_cache(maxsize=1024)
+def _array(code: str, count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}{code}")
 
 
-def _take(buf: memoryview, pos: int, code: str, count: int) -> tuple[list[int], int]:
-    fmt = struct.Struct(f"<{count}{code}")
+@functools.lru_cache(maxsize=HEAVY_SLOTS + 1)
+def _sketch(k: int) -> struct.Struct:
+    """One Space-Saving sketch: its size, its keys, then (count, error) per key."""
+    return struct.Struct(f"<B{k}q{2 * k}i")
+
+
+def _take(buf: memoryview, pos: int, fmt: struct.Struct) -> tuple[tuple[Any, ...], int]:
     if pos + fmt.size > len(buf):
         raise ValueError("corrupt account state: truncated")
-    return list(fmt.unpack_from(buf, pos)), pos + fmt.size
+    return fmt.unpack_from(buf, pos), pos + fmt.size
 
 
 def _entropy(counts: Sequence[int], levels: int) -> float:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from distillguard.schema import EXCHANGE_SCHEMA
 from distillguard.signals.capability import classify_capability
 from distillguard.signals.elicitation import ELICITATION_TYPES, score_elicitation
-from distillguard.signals.template import LSH_BANDS, head, minhash_bands, skeleton, tail, text_hash
+from distillguard.signals.template import LSH_BANDS, fingerprints
 
 ELICITATION_COLUMNS = tuple(f"e_{t}" for t in ELICITATION_TYPES)
 
@@ -128,14 +128,11 @@ def _content_signals(
     )
     u_prompts = [p for p, _ in index]
     u_systems = [s for _, s in index]
-    skels = [skeleton(p) for p in u_prompts]
-    skel_hash = np.fromiter((text_hash(s) for s in skels), dtype=np.int64, count=len(skels))
-    frame_hash = np.fromiter((text_hash(head(s)) for s in skels), dtype=np.int64, count=len(skels))
-    tail_hash = np.fromiter((text_hash(tail(s)) for s in skels), dtype=np.int64, count=len(skels))
+    skel_hash, frame_hash, tail_hash, lsh = fingerprints(u_prompts)
     # Few distinct system prompts serve many prompts: fingerprint each one once.
-    sys_of = {s: text_hash(skeleton(s)) for s in set(u_systems) if s}
+    distinct_systems = list({s for s in u_systems if s})
+    sys_of = dict(zip(distinct_systems, fingerprints(distinct_systems)[0].tolist(), strict=True))
     sys_hash = [sys_of.get(s) if s else None for s in u_systems]
-    lsh = minhash_bands(skels)
     elicit = score_elicitation(u_prompts, u_systems)
     out: dict[str, Any] = {
         "prompt_chars": np.fromiter((len(p) for p in prompts), dtype=np.int32, count=n),

@@ -28,6 +28,8 @@ import numpy as np
 import rensa
 import xxhash
 
+from distillguard.signals.textmodel import MEMO_ITEMS, BoundedMemo
+
 FRAME_WORDS = 8
 MINHASH_PERMS = 32
 LSH_BANDS = 8
@@ -53,16 +55,6 @@ def _bound(text: str) -> str:
     return text[: _MAX_CHARS * 3 // 4] + " " + text[-_MAX_CHARS // 4 :]
 
 
-def _mask_token(tok: str, after_lower: bool) -> str:
-    first = tok[0]
-    if first.isdigit():
-        return "<n>"
-    # A capitalised word that follows a lower-case word is most often a name or a slot value.
-    if after_lower and first.isupper():
-        return "<name>"
-    return tok.lower()
-
-
 def skeleton(text: str) -> str:
     """The prompt with its variable slots masked, lower-cased, whitespace collapsed."""
     s = _bound(text)
@@ -75,10 +67,18 @@ def skeleton(text: str) -> str:
         s = _EMAIL.sub(" <email> ", s)
     if '"' in s or "'" in s or "“" in s:
         s = _QUOTED.sub(" <q> ", s)
+    # One loop, no call per token: this runs on every prompt the gateway sees.
     out = []
     after_lower = False
     for tok in s.translate(_SEPARATORS).split():
-        out.append(_mask_token(tok, after_lower))
+        first = tok[0]
+        if first.isdigit():
+            out.append("<n>")
+        elif after_lower and first.isupper():
+            # A capitalised word that follows a lower-case word is most often a name or a slot value.
+            out.append("<name>")
+        else:
+            out.append(tok.lower())
         last = tok[-1]
         after_lower = last.islower() or last in ",;"
     return " ".join(out)
@@ -130,3 +130,28 @@ def minhash_bands(skeletons: Sequence[str]) -> np.ndarray:
             keys = keys * _BAND_MULT + rows[:, :, r]
         keys = keys * _BAND_MULT + np.arange(LSH_BANDS, dtype=np.uint64)  # distinct key space per band
     return keys.view(np.int64)
+
+
+# Per distinct bounded text: skeleton hash, head hash, tail hash, then the LSH band keys.
+_FINGERPRINTS: BoundedMemo[np.ndarray] = BoundedMemo(MEMO_ITEMS)
+
+
+def fingerprints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Skeleton, head and tail hashes (int64, shape (n,)) and LSH band keys (shape (n, LSH_BANDS)) of
+    each text. Texts recur (a wrapper's fixed system prompt, a benchmark's problem set, retries), so
+    each is looked up in a bounded memo first, keyed by the part of it the fingerprints read."""
+    keys = [_bound(t) for t in texts]
+    rows = _FINGERPRINTS.get_many(keys)
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        skels = [skeleton(keys[i]) for i in missing]
+        fresh = np.empty((len(missing), 3 + LSH_BANDS), dtype=np.int64)
+        fresh[:, 0] = [text_hash(s) for s in skels]
+        fresh[:, 1] = [text_hash(head(s)) for s in skels]
+        fresh[:, 2] = [text_hash(tail(s)) for s in skels]
+        fresh[:, 3:] = minhash_bands(skels)
+        _FINGERPRINTS.put_many([keys[i] for i in missing], list(fresh))
+        for i, row in zip(missing, fresh, strict=True):
+            rows[i] = row
+    table = np.stack(rows) if rows else np.zeros((0, 3 + LSH_BANDS), dtype=np.int64)
+    return table[:, 0], table[:, 1], table[:, 2], table[:, 3:]
