@@ -234,6 +234,25 @@ def test_gateway_assess_matches_replay_observe(batch):
     assert gateway.store.get(record["account_id"]) == offline.store.get(record["account_id"])
 
 
+def test_kept_states_never_outlive_their_blob(batch):
+    """Parsed states are reused only for the very blob they were written to: not after an update
+    that failed halfway, and not after the store's blob was replaced behind the detector's back."""
+    con, _ = batch
+    rows = con.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals ORDER BY ts LIMIT 3").to_arrow_table()
+    first, second, third = (dict(r, account_id="acct-x") for r in rows.to_pylist())
+    detector = OnlineDetector(policy=Policy.default())
+    assert detector.observe_many([first], [0.0])[0][1] == 0
+    broken = {k: v for k, v in second.items() if k != "capability"}  # fails after counting the exchange
+    with pytest.raises(KeyError):
+        detector.observe_many([broken], [0.0])
+    assert detector.observe_many([second], [0.0])[0][1] == 1  # the failed update left nothing behind
+    assert AccountState.from_bytes(detector.store.get("acct-x")).n == 2
+    other = OnlineDetector(policy=Policy.default())
+    other.observe_many([first], [0.0])
+    detector.store.update("acct-x", lambda _: other.store.get("acct-x"))  # another writer's blob
+    assert detector.observe_many([third], [0.0])[0][1] == 1
+
+
 def _signals_table(rows):
     from distillguard.signals.exchange import SIGNALS_SCHEMA
 

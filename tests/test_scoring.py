@@ -36,6 +36,16 @@ def test_exported_trees_match_sklearn(fitted):
     assert np.allclose(model.risk(x), clf.predict_proba(x)[:, 1])
 
 
+def test_few_rows_score_as_sklearn_and_as_many(fitted):
+    """The gateway's path (one or two rows per call) gives the leaves of the all-rows walk."""
+    clf, model, x = fitted
+    one_by_one = np.concatenate([model.logit(x[i : i + 1]) for i in range(200)])
+    pairs = np.concatenate([model.logit(x[i : i + 2]) for i in range(0, 200, 2)])
+    assert np.allclose(one_by_one, clf.decision_function(x[:200]))
+    assert np.array_equal(one_by_one, pairs)
+    assert np.allclose(one_by_one, model.logit(x[:200]))
+
+
 def test_json_round_trip_is_exact(fitted):
     _, model, x = fitted
     again = AccountModel.from_json(model.to_json())

@@ -53,6 +53,8 @@ _WINDOW_KEY = "~window-start"
 # Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
 MAX_ATTACHED = 1_000_000
 LINKS_CHECK_SECONDS = 30.0
+# Parsed account states kept beside their blobs, at most (a few kB each).
+LIVE_STATES = 1024
 logger = logging.getLogger("distillguard.online")
 
 
@@ -229,6 +231,8 @@ class OnlineDetector:
         self._link_cols = [self.model.features.index(c) for c in CLUSTER_FEATURES if c in self.model.features]
         self._link_src = [i for i, c in enumerate(CLUSTER_FEATURES) if c in self.model.features]
         self._reasons: OrderedDict[str, tuple[int, tuple[str, ...]]] = OrderedDict()
+        # Parsed states of the accounts updated last, with the blob each was written to (bounded).
+        self._live: OrderedDict[str, tuple[bytes, AccountState]] = OrderedDict()
 
     @classmethod
     def create(
@@ -332,17 +336,17 @@ class OnlineDetector:
         for record in records:
             by_account.setdefault(str(record["account_id"]), []).append(record)
 
-        def adder(done: list[dict[str, Any]]) -> Callable[[bytes | None], bytes]:
+        def adder(account: str, done: list[dict[str, Any]]) -> Callable[[bytes | None], bytes]:
             def add(blob: bytes | None) -> bytes:
-                state = AccountState.from_bytes(blob) if blob else AccountState()
+                state = self._take_state(account, blob)
                 for record in done:
                     state.add_usage(record.get("input_tokens"), record.get("output_tokens"),
                                     record.get("stop_reason"))
-                return state.to_bytes()
+                return self._keep_state(account, state)
 
             return add
 
-        self.store.update_many({account: adder(done) for account, done in by_account.items()})
+        self.store.update_many({account: adder(account, done) for account, done in by_account.items()})
 
     # -- shared by gateway and replay ------------------------------------------------------------
     def observe(self, row: Mapping[str, Any], now: float, *, with_usage: bool = True) -> Decision:
@@ -367,12 +371,12 @@ class OnlineDetector:
         def folder(account: str, indices: list[int]) -> Callable[[bytes | None], bytes]:
             def fold(blob: bytes | None) -> bytes:
                 # Runs again when a concurrent replica wrote first: the last run is what counts.
-                state = AccountState.from_bytes(blob) if blob else AccountState()
+                state = self._take_state(account, blob)
                 for i in indices:
                     before = state.n
                     state.update(rows[i], self.releases, usage=with_usage)
                     seen[i] = self._seen(account, rows[i], state, before)
-                return state.to_bytes()
+                return self._keep_state(account, state)
 
             return fold
 
@@ -380,6 +384,23 @@ class OnlineDetector:
         logits = self.model.logit(np.vstack([s.x for s in seen]))
         return [(self.policy.decide(self._assessment(s, float(logit)), now, self.buckets), s.before)
                 for s, logit, now in zip(seen, logits, nows, strict=True)]
+
+    def _take_state(self, account: str, blob: bytes | None) -> AccountState:
+        """The account's state as `blob` holds it. The store keeps the very blob object that
+        `_keep_state` returned, so when it hands that object back the state parsed from it is still
+        here and need not be parsed again (a request's assessment and its completion, a busy
+        account's next request). Taken out while in use: an update that fails leaves nothing stale."""
+        kept = self._live.pop(account, None)
+        if kept is not None and blob is not None and kept[0] is blob:
+            return kept[1]
+        return AccountState.from_bytes(blob) if blob else AccountState()
+
+    def _keep_state(self, account: str, state: AccountState) -> bytes:
+        blob = state.to_bytes()
+        self._live[account] = (blob, state)
+        if len(self._live) > LIVE_STATES:
+            self._live.popitem(last=False)
+        return blob
 
     def _seen(self, account: str, row: Mapping[str, Any], state: AccountState, before: int) -> _Seen:
         if self.attach and self.links.key_index and account not in self.links.cluster_of:

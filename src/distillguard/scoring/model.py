@@ -86,6 +86,9 @@ DEFAULT_MODEL = "account_model.json"
 MIN_SEGMENT_ACCOUNTS = 100
 # Rows scored per vectorised step: bounds the (rows x trees) node matrix to a few MB.
 _ROWS_PER_STEP = 2048
+# Up to this many rows, `Trees.per_tree` decides every node's split per row (measured faster than
+# walking all rows together up to two or three rows).
+_FEW_ROWS = 2
 # Tree walks per vectorised call when explaining (a few arrays of this length are alive at once).
 _WALKS_PER_STEP = 1 << 20
 
@@ -119,6 +122,9 @@ class Trees:
                 if not self.is_leaf[i]:
                     depth[self._left[i]] = depth[self._right[i]] = depth[i] + 1
         self._depth = int(depth.max()) if len(depth) else 0
+        # The same in 32 bits for `_per_tree_few`, which reads every node per row.
+        self._left32, self._right32 = self._left.astype(np.int32), self._right.astype(np.int32)
+        self._roots32 = self.offsets[:-1].astype(np.int32)
 
     @property
     def n_trees(self) -> int:
@@ -140,12 +146,28 @@ class Trees:
 
     def per_tree(self, x: np.ndarray) -> np.ndarray:
         """(rows x trees) leaf values."""
+        if len(x) <= _FEW_ROWS:
+            return self._per_tree_few(x)
         out = np.zeros((len(x), self.n_trees))
         for lo in range(0, len(x), _ROWS_PER_STEP):
             chunk = x[lo : lo + _ROWS_PER_STEP]
             rows = np.repeat(np.arange(len(chunk)), self.n_trees)
             trees = np.tile(np.arange(self.n_trees), len(chunk))
             out[lo : lo + len(chunk)] = self.leaves(chunk, rows, trees).reshape(len(chunk), self.n_trees)
+        return out
+
+    def _per_tree_few(self, x: np.ndarray) -> np.ndarray:
+        """`per_tree` for a few rows (the gateway scores one to a handful per call), row by row:
+        every node's split is decided at once, then each level of the walks is a single lookup,
+        a dozen numpy calls in all instead of eight per level. Same comparisons, same leaves."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty((len(x), self.n_trees))
+        for r, row in enumerate(x):
+            step = np.where(row.take(self._feature) <= self._threshold, self._left32, self._right32)
+            node = self._roots32
+            for _ in range(self._depth):
+                node = step.take(node)
+            out[r] = self.value.take(node)
         return out
 
     def raw(self, x: np.ndarray) -> np.ndarray:
