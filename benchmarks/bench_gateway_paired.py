@@ -6,7 +6,7 @@ stand-in, and alternates short phases of the same open-loop load between them, s
 same machine conditions:
 
     git worktree add /tmp/before HEAD~1
-    .venv/bin/python benchmarks/bench_gateway_paired.py /tmp/before . [--rate 300] [--rounds 8]
+    .venv/bin/python benchmarks/bench_gateway_paired.py /tmp/before . [--rate 300] [--rounds 8] [--prompts 500]
 
 Each argument is a source tree (a checkout of this repository); its `src/` is put first on the
 gateway's PYTHONPATH, everything else (dependencies, the load generator) comes from this
@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=300.0, help="requests per second of every phase")
     parser.add_argument("--phase-seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=8, help="phases per version")
+    parser.add_argument("--prompts", type=int, default=500,
+                        help="distinct request bodies (repeated texts hit the signal code's memos)")
     parser.add_argument("--work", type=Path, default=Path("bench-out/gateway-paired"))
     args = parser.parse_args(argv)
     for tree in args.trees:
@@ -46,7 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    base = bench.parse_args(["--rate", str(args.rate), "--out", str(args.work / "unused.json")])
+    base = bench.parse_args(["--rate", str(args.rate), "--prompts", str(args.prompts),
+                             "--out", str(args.work / "unused.json")])
     logs = args.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     bodies, _ = bench.build_bodies(bench.load_prompts(args.work, base.prompts, base.seed), base.stream_share, base.seed)

@@ -1,0 +1,191 @@
+"""What containing a campaign within 1% of its exchanges asks of a detector, on simulated traffic.
+
+Leaked before containment is the share of a campaign's exchanges sent before each of its accounts
+was first throttled, degraded or blocked. An account contained at its k-th request leaks k - 1
+exchanges, so at most 1% of a campaign's exchanges can leak only if all but that many of its
+accounts are contained at their very first request, on that request's evidence alone. This prints,
+per campaign of a simulated world (with its ground truth):
+
+- that arithmetic: accounts, exchanges, the 1% budget in exchanges, and the share of accounts that
+  must be contained at their first request for the budget to hold (1 - budget / accounts);
+- what a detector has to go on at an account's first request: whether that request, or any of the
+  first three, carries an extraction signal (an elicitation probability above 0.5, as the account
+  features count them), and what the accounts table says at signup (account under 30 days old,
+  entry-point tier, unverified), for each campaign and each kind of legitimate customer, so that
+  acting on any of them shows its honest cost;
+- with a replay's `actions.csv` (`benchmarks/evaluate_containment.py` leaves one per world), the
+  share of each campaign's accounts the shipped policy actually contained at their first request.
+
+    .venv/bin/python benchmarks/containment_bound.py [--scenarios adaptive medium] [--seed 1]
+
+Worlds are read from (or simulated into) `--work`/SCENARIO-SEED, as `evaluate_containment.py` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from distillguard.behaviour.features import ENTRY_POINT_TIERS
+from distillguard.ingest.normalise import epoch_ms, exchange_row
+from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
+
+BIN = Path(sys.executable).parent / "distillguard"
+BUDGET = 0.01
+FIRST_REQUESTS = 3
+YOUNG_DAYS = 30
+_DAY_MS = 86_400_000
+CONTAINING = {"throttle", "degrade", "block"}
+
+
+@dataclass
+class Group:
+    """One campaign, or one kind of legitimate customer."""
+
+    accounts: int = 0
+    exchanges: int = 0
+    sizes: list[int] = field(default_factory=list)
+    first_signal: int = 0
+    early_signal: int = 0
+    young: int = 0
+    entry_tier: int = 0
+    unverified: int = 0
+    contained_first: int = 0
+
+    def share(self, count: int) -> str:
+        return f"{100 * count / self.accounts:.1f}%" if self.accounts else "–"
+
+
+def first_records(log: Path, n: int) -> tuple[dict[str, list[dict]], dict[str, int]]:
+    """Each account's first `n` records by time, and its number of exchanges."""
+    first: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    counts: dict[str, int] = defaultdict(int)
+    with gzip.open(log, "rb") as fh:
+        for line in fh:
+            record = orjson.loads(line)
+            account = record["account_id"]
+            counts[account] += 1
+            kept = first[account]
+            ts = epoch_ms(record["ts"], "ts")
+            if len(kept) < n or ts < kept[-1][0]:
+                kept.append((ts, record))
+                kept.sort(key=lambda pair: pair[0])
+                del kept[n:]
+    return {a: [r for _, r in kept] for a, kept in first.items()}, counts
+
+
+def extraction_signal(records: list[dict]) -> list[bool]:
+    """Per record: does any elicitation type score above 0.5 (the account features' count)?"""
+    rows = exchange_signal_rows([exchange_row(r) for r in records])
+    return [any((row[c] or 0.0) > 0.5 for c in ELICITATION_COLUMNS) for row in rows]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def contained_at_first_request(actions: Path) -> set[str]:
+    """Accounts whose first containing action came before any exchange of theirs went through."""
+    return {row["account_id"] for row in read_csv(actions)
+            if row["action"] in CONTAINING and int(row["exchanges_before"]) == 0}
+
+
+def signup(accounts: Path) -> dict[str, dict]:
+    with accounts.open("rb") as fh:
+        return {r["account_id"]: r for r in map(orjson.loads, fh)}
+
+
+def groups(world: Path, actions: Path | None) -> tuple[dict[str, Group], dict[str, Group]]:
+    truth = read_csv(world / "truth.csv")
+    first, counts = first_records(world / "exchanges.jsonl.gz", FIRST_REQUESTS)
+    table = signup(world / "accounts.jsonl")
+    contained = contained_at_first_request(actions) if actions else set()
+    flat = [(a, r) for a, records in first.items() for r in records]
+    signal = dict.fromkeys(first, False), dict.fromkeys(first, False)
+    for (account, record), hit in zip(flat, extraction_signal([r for _, r in flat]), strict=True):
+        if record is first[account][0]:
+            signal[0][account] |= hit
+        signal[1][account] |= hit
+    campaigns: dict[str, Group] = defaultdict(Group)
+    legit: dict[str, Group] = defaultdict(Group)
+    for row in truth:
+        account = row["account_id"]
+        if account not in first:
+            continue
+        group = campaigns[row["campaign"]] if row["label"] == "campaign" else legit[row["actor_type"]]
+        group.accounts += 1
+        group.exchanges += counts[account]
+        group.sizes.append(counts[account])
+        group.first_signal += signal[0][account]
+        group.early_signal += signal[1][account]
+        info = table.get(account, {})
+        first_ms = epoch_ms(first[account][0]["ts"], "ts")
+        created = info.get("created_at")
+        group.young += created is not None and (first_ms // _DAY_MS - epoch_ms(created, "created_at") // _DAY_MS
+                                                < YOUNG_DAYS)
+        group.entry_tier += (info.get("tier") or "") in ENTRY_POINT_TIERS
+        group.unverified += info.get("verified") is False
+        group.contained_first += account in contained
+    return dict(campaigns), dict(legit)
+
+
+def median(values: Iterable[int]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def markdown(title: str, campaigns: Mapping[str, Group], legit: Mapping[str, Group], replayed: bool) -> str:
+    replay_head = " contained at first request (replay) |" if replayed else ""
+    lines = [
+        f"**{title}**", "",
+        "| campaign | accounts | exchanges | median per account | 1% budget (exchanges) | must be contained at "
+        "first request | first request shows extraction | any of first 3 | young | entry tier | unverified |"
+        + replay_head,
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if replayed else ""),
+    ]
+    for name, g in sorted(campaigns.items()):
+        budget = int(BUDGET * g.exchanges)
+        must = max(0.0, 1 - budget / g.accounts)
+        row = (f"| {name} | {g.accounts:,} | {g.exchanges:,} | {median(g.sizes):g} | {budget:,} | "
+               f"{100 * must:.1f}% | {g.share(g.first_signal)} | {g.share(g.early_signal)} | {g.share(g.young)} | "
+               f"{g.share(g.entry_tier)} | {g.share(g.unverified)} |")
+        lines.append(row + (f" {g.share(g.contained_first)} |" if replayed else ""))
+    lines += ["", "| legitimate kind | accounts | first request shows extraction | any of first 3 | young | "
+              "entry tier | unverified |", "|---|---|---|---|---|---|---|"]
+    for name, g in sorted(legit.items()):
+        lines.append(f"| {name} | {g.accounts:,} | {g.share(g.first_signal)} | {g.share(g.early_signal)} | "
+                     f"{g.share(g.young)} | {g.share(g.entry_tier)} | {g.share(g.unverified)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", nargs="+", default=["adaptive", "medium"])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
+    args = parser.parse_args()
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; budget {100 * BUDGET:g}% of each campaign's exchanges\n")
+    for scenario in args.scenarios:
+        world = args.work / f"{scenario}-{args.seed}"
+        if not (world / "truth.csv").exists():
+            subprocess.run([str(BIN), "simulate", "--scenario", scenario, "--seed", str(args.seed),
+                            "--out", str(world), "--quiet"], check=True)
+        actions = args.work / f"{scenario}-{args.seed}-replay" / "actions.csv"
+        campaigns, legit = groups(world, actions if actions.exists() else None)
+        print(markdown(f"{scenario} (seed {args.seed})", campaigns, legit, actions.exists()), "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
