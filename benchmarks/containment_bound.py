@@ -184,7 +184,7 @@ def main() -> None:
                             "--out", str(world), "--quiet"], check=True)
         actions = args.work / f"{scenario}-{args.seed}-replay" / "actions.csv"
         campaigns, legit = groups(world, actions if actions.exists() else None)
-        print(markdown(f"{scenario} (seed {args.seed})", campaigns, legit, actions.exists()), "\n", flush=True)
+        print(markdown(f"{scenario} (seed {args.seed})", campaigns, legit, actions.exists()) + "\n", flush=True)
 
 
 if __name__ == "__main__":
