@@ -53,8 +53,8 @@ _WINDOW_KEY = "~window-start"
 # Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
 MAX_ATTACHED = 1_000_000
 LINKS_CHECK_SECONDS = 30.0
-# Parsed account states kept beside their blobs, at most (a few kB each).
-LIVE_STATES = 1024
+# Parsed account states kept beside their blobs, at most (about 6 kB each when their sketches are full).
+LIVE_STATES = 256
 logger = logging.getLogger("distillguard.online")
 
 
