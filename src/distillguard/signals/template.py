@@ -150,7 +150,8 @@ def fingerprints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         fresh[:, 1] = [text_hash(head(s)) for s in skels]
         fresh[:, 2] = [text_hash(tail(s)) for s in skels]
         fresh[:, 3:] = minhash_bands(skels)
-        _FINGERPRINTS.put_many([keys[i] for i in missing], list(fresh))
+        # copies, so that a remembered row does not keep the whole batch's array alive
+        _FINGERPRINTS.put_many([keys[i] for i in missing], [row.copy() for row in fresh])
         for i, row in zip(missing, fresh, strict=True):
             rows[i] = row
     table = np.stack(rows) if rows else np.zeros((0, 3 + LSH_BANDS), dtype=np.int64)
