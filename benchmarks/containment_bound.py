@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -36,11 +35,14 @@ from pathlib import Path
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate_containment import run
+
 from distillguard.behaviour.features import ENTRY_POINT_TIERS
 from distillguard.ingest.normalise import epoch_ms, exchange_row
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
-BIN = Path(sys.executable).parent / "distillguard"
 BUDGET = 0.01
 FIRST_REQUESTS = 3
 YOUNG_DAYS = 30
@@ -180,8 +182,7 @@ def main() -> None:
     for scenario in args.scenarios:
         world = args.work / f"{scenario}-{args.seed}"
         if not (world / "truth.csv").exists():
-            subprocess.run([str(BIN), "simulate", "--scenario", scenario, "--seed", str(args.seed),
-                            "--out", str(world), "--quiet"], check=True)
+            run("simulate", "--scenario", scenario, "--seed", args.seed, "--out", world, "--quiet")
         actions = args.work / f"{scenario}-{args.seed}-replay" / "actions.csv"
         campaigns, legit = groups(world, actions if actions.exists() else None)
         print(markdown(f"{scenario} (seed {args.seed})", campaigns, legit, actions.exists()) + "\n", flush=True)
