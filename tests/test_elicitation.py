@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from distillguard.signals import elicitation
+from distillguard.signals import elicitation, textmodel
 from distillguard.signals.elicitation import (
     ANCHOR_WORDS,
     ELICITATION_TYPES,
@@ -264,6 +264,52 @@ def test_pattern_gating_finds_exactly_what_a_plain_search_finds() -> None:
     slow = np.array([[p.regex.search(bound_text(t).lower()) is not None for p in PATTERNS] for t in texts])
     np.testing.assert_array_equal(fast, slow)
     assert slow.any(axis=0).mean() > 0.9  # nearly every pattern is exercised by these texts
+
+
+def _anchor_oracle(text: str, anchors) -> list[bool]:
+    """Anchor hits by plain string work: tokens are runs of word characters or single characters
+    (the feature map's classes), digits read as 0; a word anchor hits when a token starts with it,
+    a punctuation anchor when its character occurs."""
+    classes = textmodel._CLASSES
+    folded = "".join("0" if "0" <= ch <= "9" else ch for ch in bound_text(text).lower())
+    tokens, run = [], ""
+    for ch in folded:
+        kind = classes[min(ord(ch), len(classes) - 1)]
+        if kind == textmodel._WORD:
+            run += ch
+            continue
+        if run:
+            tokens.append(run)
+            run = ""
+        if kind == textmodel._SINGLE:
+            tokens.append(ch)
+    if run:
+        tokens.append(run)
+    out = []
+    for prefix in anchors.prefixes:
+        if len(prefix) == 1 and classes[ord(prefix)] == textmodel._SPACE:
+            out.append(prefix in folded)
+        else:
+            out.append(any(t.startswith(prefix) for t in tokens))
+    return out
+
+
+def test_anchor_hits_are_what_a_plain_token_search_finds() -> None:
+    """All prefix lengths and punctuation marks are looked up in one vectorised pass; it must find
+    exactly the anchors a token-by-token search finds, one text at a time and in batches."""
+    anchors = compile_anchors(ANCHOR_WORDS)
+    texts = [p for p, _ in HARD_NEGATIVES] + [p for _, p, _ in REAL_POSITIVES] + [ORCA_SYSTEM]
+    texts += [t for group in PARAPHRASES.values() for t in group]
+    for name in ("elicitation_train.yaml", "elicitation_heldout.yaml"):
+        spec = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+        texts += [t for kind in (*ELICITATION_TYPES, "none") for part in spec[kind].values() for t in part]
+    texts += ["", "<", "[[x]] \"quoted\"", "Justify 12 steps", "İstanbul ΣΟΦΟΣ exp1ain", "日本語で説明して", "ab" * 3000]
+    expected = np.array([_anchor_oracle(t, anchors) for t in texts])
+    _, batch = featurize(texts, anchors)
+    single = np.vstack([featurize([t], anchors)[1] for t in texts])
+    np.testing.assert_array_equal(batch, expected)
+    np.testing.assert_array_equal(single, expected)
+    assert expected.any(axis=0).mean() > 0.5  # most anchors are exercised by these texts
 
 
 def test_feature_map_is_stable() -> None:

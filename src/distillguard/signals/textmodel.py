@@ -58,6 +58,7 @@ _Q = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash, invertib
 _Q_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
 _MIX = np.uint64(0xFF51AFD7ED558CCD)
 _PAIR = np.uint64(0x9E3779B97F4A7C15)
+_LENGTH_MULT = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: multiplying by it is a bijection of uint64
 _SHIFT33 = np.uint64(33)
 _BUCKET_SHIFT = np.uint64(64 - BUCKET_BITS)
 # Salts keep the three feature families (token, stem, pair) in different parts of the hash space.
@@ -121,10 +122,14 @@ class Anchors:
     """
 
     prefixes: tuple[str, ...]
-    # per prefix length: (sorted hashes of the prefixes of that length, their column numbers)
-    tables: tuple[tuple[int, np.ndarray, np.ndarray], ...]
-    # (code point, column) of punctuation anchors
-    marks: tuple[tuple[int, int], ...]
+    # The distinct lengths of the word prefixes, and one sorted table of all of them: each prefix's
+    # hash keyed with its length (`_length_key`), with its column number in the same order.
+    lengths: np.ndarray
+    keys: np.ndarray
+    key_cols: np.ndarray
+    # Column of each punctuation anchor by code point (-1 elsewhere); its last entry stands for every
+    # code point beyond the table.
+    mark_cols: np.ndarray
 
 
 def _poly_hash(text: str) -> int:
@@ -135,6 +140,12 @@ def _poly_hash(text: str) -> int:
         h = (h + c * q) % (1 << 64)
         q = (q * int(_Q)) % (1 << 64)
     return h
+
+
+def _length_key(hashes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A prefix hash keyed with its length (a bijection for each length, so prefixes of one length
+    never collide that did not already), to look all lengths up in one sorted table."""
+    return hashes * _LENGTH_MULT + lengths.astype(np.uint64)
 
 
 def compile_anchors(words: Sequence[str]) -> Anchors:
@@ -150,13 +161,14 @@ def compile_anchors(words: Sequence[str]) -> Anchors:
             token_cols.append(i)
         else:
             raise ValueError(f"anchor {p!r} is neither the start of a single token nor a punctuation mark")
-    tables = []
-    for length in sorted({len(prefixes[i]) for i in token_cols}):
-        cols = [i for i in token_cols if len(prefixes[i]) == length]
-        hashes = np.array([_poly_hash(prefixes[i]) for i in cols], dtype=np.uint64)
-        order = np.argsort(hashes)
-        tables.append((length, hashes[order], np.array(cols, dtype=np.int64)[order]))
-    return Anchors(prefixes, tuple(tables), tuple(marks))
+    lengths = np.array([len(prefixes[i]) for i in token_cols], dtype=np.int64)
+    hashes = np.array([_poly_hash(prefixes[i]) for i in token_cols], dtype=np.uint64)
+    keys = _length_key(hashes, lengths)
+    order = np.argsort(keys)
+    mark_cols = np.full(max((code for code, _ in marks), default=-1) + 2, -1, dtype=np.int64)
+    for code, col in marks:
+        mark_cols[code] = col
+    return Anchors(prefixes, np.unique(lengths), keys[order], np.array(token_cols, dtype=np.int64)[order], mark_cols)
 
 
 NO_ANCHORS = compile_anchors(())
@@ -172,17 +184,24 @@ def _anchor_hits(
     ends: np.ndarray,
     token_doc: np.ndarray,
 ) -> np.ndarray:
-    """(n_docs, n_prefixes) bool: which anchors occur in each text."""
+    """(n_docs, n_prefixes) bool: which anchors occur in each text.
+
+    Every (token, prefix length) pair is looked up at once in the one table of all prefixes, and
+    every punctuation anchor in one pass over the characters: a fixed dozen numpy calls per batch,
+    which is what a single request (the gateway's case) pays for."""
     hits = np.zeros((doc_ends.size, len(anchors.prefixes)), dtype=bool)
-    for code, col in anchors.marks:
-        hits[np.searchsorted(doc_ends, np.flatnonzero(codes == code), side="right"), col] = True
-    for length, table, cols in anchors.tables:
-        long_enough = np.flatnonzero(ends - starts >= length)
-        s = starts[long_enough]
-        h = (prefix[s + length] - prefix[s]) * q_inv[s]
-        pos = np.minimum(np.searchsorted(table, h), table.size - 1)
-        found = table[pos] == h
-        hits[token_doc[long_enough[found]], cols[pos[found]]] = True
+    if anchors.mark_cols.size > 1:
+        cols = anchors.mark_cols[np.minimum(codes, anchors.mark_cols.size - 1)]
+        at = np.flatnonzero(cols >= 0)
+        hits[np.searchsorted(doc_ends, at, side="right"), cols[at]] = True
+    if anchors.keys.size and starts.size:
+        token, which = np.nonzero((ends - starts)[:, None] >= anchors.lengths)
+        s = starts[token]
+        length = anchors.lengths[which]
+        key = _length_key((prefix[s + length] - prefix[s]) * q_inv[s], length)
+        pos = np.minimum(np.searchsorted(anchors.keys, key), anchors.keys.size - 1)
+        found = anchors.keys[pos] == key
+        hits[token_doc[token[found]], anchors.key_cols[pos[found]]] = True
     return hits
 
 
