@@ -143,8 +143,9 @@ def _poly_hash(text: str) -> int:
 
 
 def _length_key(hashes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """A prefix hash keyed with its length (a bijection for each length, so prefixes of one length
-    never collide that did not already), to look all lengths up in one sorted table."""
+    """A prefix hash keyed with its length, to look all lengths up in one sorted table. For a fixed
+    length this is a bijection of the hashes: two prefixes of one length share a key only if they
+    shared a hash."""
     return hashes * _LENGTH_MULT + lengths.astype(np.uint64)
 
 
