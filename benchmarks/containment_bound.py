@@ -37,9 +37,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_containment import run
+from evaluate_containment import world
 
 from distillguard.behaviour.features import ENTRY_POINT_TIERS
+from distillguard.evaluate.containment import CONTAINING
 from distillguard.ingest.normalise import epoch_ms, exchange_row
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
@@ -47,7 +48,6 @@ BUDGET = 0.01
 FIRST_REQUESTS = 3
 YOUNG_DAYS = 30
 _DAY_MS = 86_400_000
-CONTAINING = {"throttle", "degrade", "block"}
 
 
 @dataclass
@@ -108,10 +108,10 @@ def signup(accounts: Path) -> dict[str, dict]:
         return {r["account_id"]: r for r in map(orjson.loads, fh)}
 
 
-def groups(world: Path, actions: Path | None) -> tuple[dict[str, Group], dict[str, Group]]:
-    truth = read_csv(world / "truth.csv")
-    first, counts = first_records(world / "exchanges.jsonl.gz", FIRST_REQUESTS)
-    table = signup(world / "accounts.jsonl")
+def groups(sim: Path, actions: Path | None) -> tuple[dict[str, Group], dict[str, Group]]:
+    truth = read_csv(sim / "truth.csv")
+    first, counts = first_records(sim / "exchanges.jsonl.gz", FIRST_REQUESTS)
+    table = signup(sim / "accounts.jsonl")
     contained = contained_at_first_request(actions) if actions else set()
     flat = [(a, r) for a, records in first.items() for r in records]
     signal = dict.fromkeys(first, False), dict.fromkeys(first, False)
@@ -180,11 +180,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; budget {100 * BUDGET:g}% of each campaign's exchanges\n")
     for scenario in args.scenarios:
-        world = args.work / f"{scenario}-{args.seed}"
-        if not (world / "truth.csv").exists():
-            run("simulate", "--scenario", scenario, "--seed", args.seed, "--out", world, "--quiet")
+        sim = world(scenario, args.seed, args.work)
         actions = args.work / f"{scenario}-{args.seed}-replay" / "actions.csv"
-        campaigns, legit = groups(world, actions if actions.exists() else None)
+        campaigns, legit = groups(sim, actions if actions.exists() else None)
         print(markdown(f"{scenario} (seed {args.seed})", campaigns, legit, actions.exists()) + "\n", flush=True)
 
 

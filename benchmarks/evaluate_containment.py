@@ -43,11 +43,17 @@ def hours(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink_hours: float,
-                      policy: Path | None, attach: bool, since_days: float) -> dict:
+def world(scenario: str, seed: int, work: Path, scale: float = 1.0) -> Path:
+    """The simulated world `work`/SCENARIO-SEED, simulated first if it is not there yet."""
     sim = work / f"{scenario}-{seed}"
     if not (sim / "truth.csv").exists():
-        run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale)
+        run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale, "--quiet")
+    return sim
+
+
+def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink_hours: float,
+                      policy: Path | None, attach: bool, since_days: float) -> dict:
+    sim = world(scenario, seed, work, scale)
     log = sim / "exchanges.jsonl.gz"
     out = work / f"{scenario}-{seed}-replay{'' if attach else '-no-attach'}"
     extra = (["--policy", policy] if policy else []) + ([] if attach else ["--no-attach"])

@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent / "distillguard"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate_containment import run, world
+
 METHODS = ("distillguard", "rate-limit", "anomaly")
 
 
-def run(*args: str | Path) -> float:
-    start = time.perf_counter()
-    subprocess.run([str(BIN), *map(str, args)], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float) -> dict[str, dict]:
-    sim = work / f"{scenario}-{seed}"
-    if not (sim / "truth.csv").exists():
-        run("simulate", "--scenario", scenario, "--seed", seed, "--out", sim, "--scale", scale)
+    sim = world(scenario, seed, work, scale)
     log = sim / "exchanges.jsonl.gz"
     results: dict[str, dict] = {}
     for method in METHODS:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -26,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate_containment import world
+
 from distillguard.engines.online import OnlineDetector
 from distillguard.engines.replay import replay
+from distillguard.evaluate.containment import CONTAINING
 from distillguard.policy.decision import Assessment
 from distillguard.policy.policy import Policy, Rule, When
 
-BIN = Path(sys.executable).parent / "distillguard"
-CONTAINING = ("throttle", "degrade", "block")
 # The shipped policy's account-level rules whose minimum history is varied, and the values tried.
 GRID = {
     "throttle-near-certain-early": (0, 1),
@@ -107,10 +109,7 @@ def with_minimums(policy: Policy, minimums: dict[str, int]) -> Policy:
 
 
 def record_scenario(scenario: str, seed: int, work: Path, scale: float) -> Record:
-    sim = work / f"{scenario}-{seed}"
-    if not (sim / "truth.csv").exists():
-        subprocess.run([str(BIN), "simulate", "--scenario", scenario, "--seed", str(seed), "--out", str(sim),
-                        "--scale", str(scale), "--quiet"], check=True)
+    sim = world(scenario, seed, work, scale)
     detector = RecordingDetector()
     replay([sim / "exchanges.jsonl.gz"], rejected_path=None, detector=detector, accounts=sim / "accounts.jsonl",
            releases=sim / "releases.jsonl")
