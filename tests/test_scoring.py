@@ -6,7 +6,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, score_table
-from distillguard.scoring.model import REASON_OF_FEATURE, AccountModel, Trees
+from distillguard.scoring.model import REASON_OF_FEATURE, AccountModel, TreeModel, Trees
 
 FEATURES = ("e_reasoning_share", "top_frame_share", "frame_diversity")
 
@@ -20,7 +20,7 @@ def fitted():
     logit = 6 * x[:, 0] + 3 * x[:, 1] - 2 * x[:, 2] - 4
     y = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
     clf = HistGradientBoostingClassifier(max_iter=60, monotonic_cst=[1, 1, -1], random_state=0).fit(x, y)
-    model = AccountModel(
+    model = TreeModel(
         features=FEATURES,
         trees=Trees.from_sklearn(clf),
         baseline=float(np.ravel(clf._baseline_prediction)[0]),
@@ -86,7 +86,7 @@ def test_threshold_keeps_every_calibration_segment_within_its_own_budget(fitted)
     rng = np.random.default_rng(1)
     # 10,000 ordinary accounts that score low, and 300 look-alikes (a classroom, say) that often score high.
     crowd, look_alikes = rng.uniform(0, 0.3, 10_000), rng.uniform(0.2, 0.95, 300)
-    model = AccountModel(features=model.features, trees=model.trees, baseline=model.baseline, typical=model.typical,
+    model = TreeModel(features=model.features, trees=model.trees, baseline=model.baseline, typical=model.typical,
                          legit_risks=np.sort(np.concatenate([crowd, look_alikes])),
                          legit_risks_by_segment={"crowd": np.sort(crowd), "look_alike": np.sort(look_alikes),
                                                  "tiny": np.array([0.99] * 10)})

@@ -210,13 +210,14 @@ class Trees:
         )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AccountModel:
-    """Boosted trees over account features; `risk` is P(campaign | features)."""
+    """A scorer of account feature rows: `risk` is P(campaign | features), with reason codes and the
+    operating point read from the risks of legitimate calibration accounts. Two kinds ship:
+    `TreeModel` (monotone boosted trees) and `scoring.evidence.EvidenceModel` (bounded additive
+    per-indicator evidence); `load` returns whichever a model file holds."""
 
     features: tuple[str, ...]
-    trees: Trees
-    baseline: float  # log-odds before the first tree
     typical: np.ndarray  # feature values of a typical legitimate account (medians), for reasons
     # Sorted risks of the legitimate accounts the model was calibrated on: the operating point.
     legit_risks: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -225,9 +226,16 @@ class AccountModel:
     legit_risks_by_segment: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
+    KIND = ""
+
     def logit(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        return self.baseline + self.trees.raw(x) if len(x) else np.zeros(0)
+        raise NotImplementedError
+
+    def explain(
+        self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """`logit(x)` and `reasons(x)` from one pass."""
+        raise NotImplementedError
 
     def risk(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(x)))
@@ -248,9 +256,87 @@ class AccountModel:
                 threshold = max(threshold, _budget_threshold(risks, segment_budget))
         return threshold
 
+    def calibrate(self, x: np.ndarray, segments: np.ndarray, where: list[str]) -> None:
+        """Read the operating point from legitimate accounts `x` (their kinds in `segments`)."""
+        risks = self.risk(x)
+        self.legit_risks = np.sort(risks)
+        self.legit_risks_by_segment = {str(s): np.sort(risks[segments == s]) for s in sorted(set(segments))}
+        self.meta["calibrate"] = list(where)
+
     def reasons(self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05) -> list[list[str]]:
         """Reason codes per row, strongest first, for rows with risk >= `min_risk` (others: none)."""
         return self.explain(x, limit=limit, min_risk=min_risk)[1]
+
+    def _params_json(self) -> dict:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.KIND,
+            "features": list(self.features),
+            "typical": self.typical.tolist(),
+            **self._params_json(),
+            "legit_risks": np.round(self.legit_risks, 8).tolist(),
+            "legit_risks_by_segment": {k: np.round(v, 8).tolist() for k, v in self.legit_risks_by_segment.items()},
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def _from_params(cls, data: dict, common: dict) -> AccountModel:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, data: dict) -> AccountModel:
+        from distillguard.scoring.evidence import EvidenceModel
+
+        kinds: dict[str, type[AccountModel]] = {TreeModel.KIND: TreeModel, EvidenceModel.KIND: EvidenceModel}
+        try:
+            kind = kinds[data.get("kind", TreeModel.KIND)]
+            common = {
+                "features": tuple(data["features"]),
+                "typical": np.asarray(data["typical"], dtype=np.float64),
+                "legit_risks": np.asarray(data.get("legit_risks", []), dtype=np.float64),
+                "legit_risks_by_segment": {str(k): np.asarray(v, dtype=np.float64)
+                                           for k, v in data.get("legit_risks_by_segment", {}).items()},
+                "meta": dict(data.get("meta", {})),
+            }
+            return kind._from_params(data, common)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"invalid scoring model file: {exc!r}") from exc
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AccountModel:
+        if path is None:
+            text = resources.files("distillguard.scoring").joinpath("models", DEFAULT_MODEL).read_text()
+        else:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise InputError(f"cannot read scoring model {path}: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"scoring model {path or DEFAULT_MODEL} is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"scoring model {path or DEFAULT_MODEL} is not a JSON object")
+        return cls.from_json(data)
+
+
+@dataclass(kw_only=True)
+class TreeModel(AccountModel):
+    """Boosted trees over account features, monotone in each feature's suspicious direction."""
+
+    trees: Trees
+    baseline: float  # log-odds before the first tree
+
+    KIND = "monotone-gradient-boosting"
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return self.baseline + self.trees.raw(x) if len(x) else np.zeros(0)
 
     def explain(
         self, x: np.ndarray, *, limit: int = 5, min_risk: float = 0.05
@@ -311,50 +397,12 @@ class AccountModel:
         trees = [t for _, t in self._reason_codes.values()]
         return np.repeat(np.arange(len(trees)), [len(t) for t in trees]), np.concatenate(trees)
 
-    def to_json(self) -> dict:
-        return {
-            "kind": "monotone-gradient-boosting",
-            "features": list(self.features),
-            "baseline": self.baseline,
-            "typical": self.typical.tolist(),
-            "trees": self.trees.to_json(),
-            "legit_risks": np.round(self.legit_risks, 8).tolist(),
-            "legit_risks_by_segment": {k: np.round(v, 8).tolist() for k, v in self.legit_risks_by_segment.items()},
-            "meta": self.meta,
-        }
+    def _params_json(self) -> dict:
+        return {"baseline": self.baseline, "trees": self.trees.to_json()}
 
     @classmethod
-    def from_json(cls, data: dict) -> AccountModel:
-        try:
-            return cls(
-                features=tuple(data["features"]),
-                trees=Trees.from_json(data["trees"]),
-                baseline=float(data["baseline"]),
-                typical=np.asarray(data["typical"], dtype=np.float64),
-                legit_risks=np.asarray(data.get("legit_risks", []), dtype=np.float64),
-                legit_risks_by_segment={str(k): np.asarray(v, dtype=np.float64)
-                                        for k, v in data.get("legit_risks_by_segment", {}).items()},
-                meta=dict(data.get("meta", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"invalid scoring model file: {exc}") from exc
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), separators=(",", ":")))
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> AccountModel:
-        if path is None:
-            text = resources.files("distillguard.scoring").joinpath("models", DEFAULT_MODEL).read_text()
-        else:
-            try:
-                text = Path(path).read_text()
-            except OSError as exc:
-                raise InputError(f"cannot read scoring model {path}: {exc.strerror}") from exc
-        try:
-            return cls.from_json(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"scoring model {path or DEFAULT_MODEL} is not JSON: {exc}") from exc
+    def _from_params(cls, data: dict, common: dict) -> TreeModel:
+        return cls(trees=Trees.from_json(data["trees"]), baseline=float(data["baseline"]), **common)
 
 
 def _budget_threshold(risks: np.ndarray, budget: float) -> float:
