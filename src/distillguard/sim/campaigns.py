@@ -19,10 +19,7 @@ from distillguard.sim.timing import (
     DAY,
     HOUR,
     SECOND,
-    WINDOW_END,
     WINDOW_START,
-    sample_times,
-    sample_times_grouped,
 )
 from distillguard.sim.world import Network, World, kind_index
 
@@ -117,11 +114,11 @@ def reasoning_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str,
     sizes = rng.integers(int(batch * 0.7), int(batch * 1.3) + 1, size=n_batches)
     b = np.repeat(np.arange(n_batches), sizes)
     i = np.arange(len(b)) - (np.cumsum(sizes) - sizes)[b]
-    starts = sample_times(rng, n_batches, "operator", OPERATOR_TZ)
+    starts = sim.clock.sample_times(rng, n_batches, "operator", OPERATOR_TZ)
     spacing = rng.integers(200, 900, size=n_batches)
     ts = starts[b] + i * spacing[b] + rng.integers(0, 150, size=len(b))
     acct = np.asarray(accts, dtype=np.int32)[(rng.integers(0, n, size=n_batches)[b] + i) % n]
-    keep = ts < WINDOW_END
+    keep = ts < sim.clock.end
     sim.events.add(
         ts[keep], acct[keep], draw(rng, REASONING_MIX, n_batches)[b][keep],
         item=(int(rng.integers(1 << 20)) + np.arange(len(b)))[keep], var=rng.integers(0, 1 << 62, size=n_batches)[b][keep],
@@ -151,7 +148,7 @@ def agentic_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, c
             params={"sys": j % 3, "img_host": img_host, "gen": int(rng.integers(16)), "offset": 0},
         )
         # Work blocks on a few days, each a steady machine-paced run over the task list.
-        days = rng.choice(14, size=2 + int(rng.integers(4)), replace=False)
+        days = rng.choice(sim.clock.days, size=2 + int(rng.integers(4)), replace=False)
         starts_l = []
         for d in days:
             for _ in range(1 + int(rng.integers(2))):
@@ -190,7 +187,7 @@ def coding_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, ca
         )
         steps = n_from(rng, 700, 0.3, 200, 2000)
         recipes = draw(rng, CODING_MIX, max(1, steps // 7))
-        sim.emit(rng, acct, sample_times(rng, len(recipes), "operator", OPERATOR_TZ), recipes,
+        sim.emit(rng, acct, sim.clock.sample_times(rng, len(recipes), "operator", OPERATOR_TZ), recipes,
                  rng.integers(0, 1 << 30, size=len(recipes)), loop_turns(rng, recipes, (0.25, 12)), 5 * SECOND,
                  loops=True, gap_sigma=0.5, ipx=rng.integers(0, 2, size=len(recipes)))
 
@@ -203,7 +200,8 @@ def hydra_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, cam
     kinds = (kind_index("litellm"), kind_index("OpenAI/Python 1.59"))
     tls = w.tls_for(rng, kinds[0])  # the reseller's backend: a common Python client stack
     cards = sim.ids.hexes(max(2, n // 8))
-    waves = [WINDOW_START + int(k) * DAY for k in range(-18, 11, 4)]
+    # Waves every four days; the last one at least three days before the window ends.
+    waves = [WINDOW_START + int(k) * DAY for k in range(-18, sim.clock.days - 3, 4)]
     for j in range(n):
         tier = choice(rng, ("free", "paid", "education", "startup", "research"), (0.35, 0.25, 0.2, 0.1, 0.1))
         country = w.pick_country(rng)
@@ -219,16 +217,16 @@ def hydra_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, cam
                     "offset": 5},
         )
         # Each account is used for a few days, then rotated out.
-        t0 = max(created + HOUR, WINDOW_START)  # the last wave is ten days in: t0 < t1 always
-        t1 = min(t0 + int(rng.uniform(2, 5) * DAY), WINDOW_END)
+        t0 = max(created + HOUR, WINDOW_START)  # the last wave is days before the end: t0 < t1 always
+        t1 = min(t0 + int(rng.uniform(2, 5) * DAY), sim.clock.end)
         volume = n_from(rng, 35, 0.5, 8, 120)
         k_distill = max(1, int(rng.binomial(volume, 0.5)))
         distill = draw(rng, HYDRA_MIX, k_distill)
-        sim.emit(rng, acct, sample_times(rng, k_distill, "operator", OPERATOR_TZ, t0, t1), distill,
+        sim.emit(rng, acct, sim.clock.sample_times(rng, k_distill, "operator", OPERATOR_TZ, t0, t1), distill,
                  rng.integers(0, 1 << 30, size=k_distill), loop_turns(rng, distill, (0.5, 4)), 4 * SECOND,
                  loops=is_loop(distill), gap_sigma=0.5, max_tokens=16000)
         k_resold = max(1, (volume - k_distill) // 2)
-        sim.emit(rng, acct, sample_times(rng, k_resold, "evening", OPERATOR_TZ, t0, t1),
+        sim.emit(rng, acct, sim.clock.sample_times(rng, k_resold, "evening", OPERATOR_TZ, t0, t1),
                  draw(rng, ORDINARY_MIX, k_resold), rng.integers(0, 1 << 30, size=k_resold),
                  np.minimum(rng.geometric(0.6, size=k_resold), 4), 60 * SECOND, max_tokens=4096)
 
@@ -270,7 +268,8 @@ def adaptive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, campai
         tier = choice(rng, ("free", "paid", "education", "startup", "research"), (0.3, 0.4, 0.1, 0.1, 0.1))
         domain, payment = _tier_contact(sim, rng, tier, country)
         new_in_window = rng.random() < 0.1
-        created = (WINDOW_START + int(rng.uniform(0, 10) * DAY)) if new_in_window else \
+        # New accounts open in the first five sevenths of the window (ten days of fourteen).
+        created = (WINDOW_START + int(rng.uniform(0, sim.clock.days * 10 / 14) * DAY)) if new_in_window else \
             WINDOW_START - int(rng.uniform(7, 270) * DAY)
         accts[i] = sim.add_account(
             actor_type=actor_type, campaign=campaign, created_at=created, tier=tier, verified=rng.random() < 0.5,
@@ -293,7 +292,7 @@ def adaptive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str, campai
     for counts, harvest in ((k_harvest, True), (k_ordinary, False)):
         owner = np.repeat(np.arange(n), counts)
         total = len(owner)
-        t0 = sample_times_grouped(rng, counts, profiles, tzs, starts)
+        t0 = sim.clock.sample_times_grouped(rng, counts, profiles, tzs, starts)
         recipes = draw(rng, mix if harvest else ORDINARY_MIX, total)
         turns = loop_turns(rng, recipes, code_steps) if harvest else np.minimum(rng.geometric(0.55, size=total), 5)
         sim.emit(rng, accts[owner], t0, recipes, rng.integers(0, 1 << 30, size=total), turns,

@@ -129,8 +129,8 @@ def populate(scenario: Scenario, seed: int, scale: float, quiet: bool = False) -
                 gen(sim, rngs[3 + i], n)
             bar.advance()
     ev = sim.events.build()
-    assign_models(rngs[2], ev, sim.accounts, sim.n_convs)
-    assign_usage(rngs[2], ev, sim.accounts)
+    assign_models(rngs[2], ev, sim.accounts, sim.n_convs, sim.clock.release)
+    assign_usage(rngs[2], ev, sim.accounts, sim.clock.release)
     order = np.lexsort((rngs[2].permutation(len(ev["ts"])), ev["ts"]))
     return sim, {k: v[order] for k, v in ev.items()}
 
@@ -265,10 +265,10 @@ def write_accounts(path: Path, accounts: list[Account]) -> None:
             }) + b"\n")
 
 
-def write_releases(path: Path) -> None:
-    stamps = iso_ms(np.array([t for _, t in RELEASES], dtype=np.int64))
+def write_releases(path: Path, releases: tuple[tuple[str, int], ...] = RELEASES) -> None:
+    stamps = iso_ms(np.array([t for _, t in releases], dtype=np.int64))
     with path.open("wb") as fh:
-        for (model, _), ts in zip(RELEASES, stamps, strict=True):
+        for (model, _), ts in zip(releases, stamps, strict=True):
             fh.write(orjson.dumps({"model": model, "released_at": ts}) + b"\n")
 
 

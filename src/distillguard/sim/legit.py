@@ -22,13 +22,9 @@ from distillguard.sim.timing import (
     HOUR,
     MINUTE,
     NEW,
-    NEW_RELEASE,
     PRO,
     SECOND,
-    WINDOW_END,
     WINDOW_START,
-    sample_times,
-    sample_times_grouped,
 )
 from distillguard.sim.world import VPN_ASNS, Address, World, kind_index, weighted_index
 
@@ -93,8 +89,10 @@ def recipe_mix(rng: np.random.Generator, recipes: tuple[Recipe, ...], weights: t
 
 # -- chat users -----------------------------------------------------------------------------
 
-def chat_users(sim: Sim, rng: np.random.Generator, n: int) -> None:
-    """Ordinary users: conversations in the evening of their own time zone, from home and phone."""
+def chat_users(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
+    """Ordinary users: conversations in the evening of their own time zone, from home and phone.
+
+    `volume` multiplies the typical number of conversations (as in every generator here)."""
     w = sim.world
     countries = rng.choice(len(w.country_names), size=n, p=w.country_p)
     accts = np.empty(n, dtype=np.int32)
@@ -129,10 +127,10 @@ def chat_users(sim: Sim, rng: np.random.Generator, n: int) -> None:
         )
         n_ips[i], n_clients[i] = len(ips), len(clients)
     # Conversations of all users at once: counts, times, lengths, kinds, address and client used.
-    n_conv = 1 + rng.poisson(rng.lognormal(np.log(3.0), 0.9, size=n))
+    n_conv = 1 + rng.poisson(rng.lognormal(np.log(3.0 * volume), 0.9, size=n))
     owner = np.repeat(np.arange(n), n_conv)
     total = len(owner)
-    starts = sample_times_grouped(rng, n_conv, "evening", tzs)
+    starts = sim.clock.sample_times_grouped(rng, n_conv, "evening", tzs)
     # A few users sign up during the window, shortly before their first conversation.
     first = starts[np.cumsum(n_conv) - n_conv]
     for i in np.flatnonzero(rng.random(n) < 0.04):
@@ -148,7 +146,7 @@ def chat_users(sim: Sim, rng: np.random.Generator, n: int) -> None:
 
 # -- enterprise apps ------------------------------------------------------------------------
 
-def enterprise_apps(sim: Sim, rng: np.random.Generator, n: int) -> None:
+def enterprise_apps(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
     """Organisations running one templated workload per account, around the clock, from their cloud."""
     w = sim.world
     left = n
@@ -185,12 +183,12 @@ def enterprise_apps(sim: Sim, rng: np.random.Generator, n: int) -> None:
                 params={"family": family, "lang": int(rng.integers(len(tx.LANGUAGES))),
                         "img_host": int(rng.integers(len(tx.IMAGE_HOSTS)))},
             )
-            volume = n_from(rng, 150, 0.9, 20, 3000)
-            starts = sample_times(rng, volume, "service", tz)
+            k = n_from(rng, 150 * volume, 0.9, 20, max(20, round(3000 * volume)))
+            starts = sim.clock.sample_times(rng, k, "service", tz)
             receipt_p = 0.3 if family == 2 else 0.0
-            recipes = np.where(rng.random(volume) < receipt_p, Recipe.ENTERPRISE_RECEIPT, Recipe.ENTERPRISE)
-            sim.emit(rng, acct, starts, recipes, rand_items(rng, volume), 1, 1.0,
-                     ipx=rng.integers(0, len(nat), size=volume), key=rng.integers(0, 3, size=volume))
+            recipes = np.where(rng.random(k) < receipt_p, Recipe.ENTERPRISE_RECEIPT, Recipe.ENTERPRISE)
+            sim.emit(rng, acct, starts, recipes, rand_items(rng, k), 1, 1.0,
+                     ipx=rng.integers(0, len(nat), size=k), key=rng.integers(0, 3, size=k))
 
 
 # -- benchmark runners ----------------------------------------------------------------------
@@ -215,8 +213,11 @@ def _run(sim: Sim, rng: np.random.Generator, acct: int, start: int, bench: Recip
              max_tokens=int(choice(rng, (2048, 4096, 8192, 16384))))
 
 
-def benchmark_runners(sim: Sim, rng: np.random.Generator, n: int) -> None:
-    """Teams evaluating the model: bursts of thousands of templated requests, then silence."""
+def benchmark_runners(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
+    """Teams evaluating the model: bursts of thousands of templated requests, then silence.
+
+    A run's size is the benchmark's, so `volume` sets the number of runs (at least one)."""
+    n_pre, n_post = max(1, round(volume)), max(1, round(volume / 2))
     w = sim.world
     left = n
     while left > 0:
@@ -240,17 +241,20 @@ def benchmark_runners(sim: Sim, rng: np.random.Generator, n: int) -> None:
                 org_id=org_id, params={"harness": int(rng.integers(12)), "shots": int(rng.integers(1 << 20))},
             )
             benches = (Recipe.BENCH_MATH, Recipe.BENCH_CODE, Recipe.BENCH_TOOLS)
-            for t in sample_times(rng, 1, "work", tz, end=NEW_RELEASE):
+            for t in sim.clock.sample_times(rng, n_pre, "work", tz, end=sim.clock.release):
                 _run(sim, rng, acct, int(t), choice(rng, benches, (0.45, 0.3, 0.25)), choice(rng, (PRO, FLASH)))
             if rng.random() < 0.5:  # evaluate the new model soon after its release
-                t = NEW_RELEASE + int(rng.lognormal(np.log(18), 0.7) * HOUR)
-                if t < WINDOW_END:
+                t = sim.clock.release + int(rng.lognormal(np.log(18), 0.7) * HOUR)
+                if t < sim.clock.end:
                     _run(sim, rng, acct, t, choice(rng, benches, (0.45, 0.3, 0.25)), NEW)
+                if n_post > 1:  # heavy teams keep evaluating the new model after the first run
+                    for t in sim.clock.sample_times(rng, n_post - 1, "work", tz, start=sim.clock.release):
+                        _run(sim, rng, acct, int(t), choice(rng, benches, (0.45, 0.3, 0.25)), NEW)
 
 
 # -- classrooms -----------------------------------------------------------------------------
 
-def classrooms(sim: Sim, rng: np.random.Generator, n: int) -> None:
+def classrooms(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
     """Students behind one campus NAT, accounts created at term start, assignment bursts in class."""
     w = sim.world
     left = n
@@ -269,7 +273,8 @@ def classrooms(sim: Sim, rng: np.random.Generator, n: int) -> None:
         term_start = WINDOW_START - int(rng.integers(4, 10)) * DAY
         days = choice(rng, ((0, 2), (1, 3), (0, 3), (2, 4)))
         hour = int(rng.integers(9, 16))
-        classes = [WINDOW_START + (week * 7 + d) * DAY + hour * HOUR - tz * MINUTE for week in (0, 1) for d in days]
+        classes = [WINDOW_START + (week * 7 + d) * DAY + hour * HOUR - tz * MINUTE
+                   for week in range(-(-sim.clock.days // 7)) for d in days]
         problems = int(rng.integers(1 << 20))
         for _ in range(size):
             kind, tls = w.client(rng, {"browser": 0.9, "sdk": 0.1})
@@ -285,13 +290,13 @@ def classrooms(sim: Sim, rng: np.random.Generator, n: int) -> None:
             starts, items, recipes, ipx = [], [], [], []
             for s, t0 in enumerate(classes):
                 if rng.random() < 0.85:
-                    k = 1 + int(rng.poisson(1.5))
+                    k = 1 + int(rng.poisson(1.5 * volume))
                     starts.append(t0 + rng.integers(5 * MINUTE, 80 * MINUTE, size=k))
                     items.append(problems + s * 5 + rng.integers(0, 5, size=k))
                     recipes.append(np.full(k, Recipe.CLASS_ASSIGNMENT))
                     ipx.append(np.zeros(k, dtype=np.int16))
-            k = int(rng.poisson(3))
-            starts.append(sample_times(rng, k, "student", tz))
+            k = int(rng.poisson(3 * volume))
+            starts.append(sim.clock.sample_times(rng, k, "student", tz))
             items.append(problems + rng.integers(0, 5 * len(classes), size=k))
             recipes.append(np.where(rng.random(k) < 0.6, Recipe.CLASS_ASSIGNMENT, Recipe.CHAT))
             ipx.append(np.where(rng.random(k) < 0.3, 0, rng.integers(1, len(ips), size=k)).astype(np.int16))
@@ -299,7 +304,7 @@ def classrooms(sim: Sim, rng: np.random.Generator, n: int) -> None:
             order = np.argsort(start_a, kind="stable")
             m = len(start_a)
             if m == 0:  # absent all fortnight: one evening question
-                start_a, order, m = sample_times(rng, 1, "student", tz), np.zeros(1, dtype=np.int64), 1
+                start_a, order, m = sim.clock.sample_times(rng, 1, "student", tz), np.zeros(1, dtype=np.int64), 1
                 items, recipes, ipx = [np.array([problems])], [np.array([Recipe.CHAT])], [np.zeros(1, np.int16)]
             sim.emit(rng, acct, start_a[order], np.concatenate(recipes)[order], np.concatenate(items)[order],
                      np.minimum(rng.geometric(0.55, size=m), 6), 90 * SECOND, ipx=np.concatenate(ipx)[order])
@@ -310,7 +315,7 @@ def classrooms(sim: Sim, rng: np.random.Generator, n: int) -> None:
 _AGENT_UA = {"aider": "aider/", "Cline": "Cline/", "Continue": "Continue/", "RooCode": "RooCode/", "opencode": "opencode/"}
 
 
-def agentic_devs(sim: Sim, rng: np.random.Generator, n: int) -> None:
+def agentic_devs(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
     """Developers using coding agents: tool loops with growing context in working hours."""
     w = sim.world
     agents = list(tx.AGENT_TOOLS)
@@ -338,16 +343,16 @@ def agentic_devs(sim: Sim, rng: np.random.Generator, n: int) -> None:
             ),
             n_keys=1 + int(rng.integers(2)), sends_conversation_id=rng.random() < 0.3, params={"agent": agent},
         )
-        n_sessions = 1 + int(rng.poisson(rng.lognormal(np.log(4.0), 0.9)))
+        n_sessions = 1 + int(rng.poisson(rng.lognormal(np.log(4.0 * volume), 0.9)))
         steps = np.minimum(1 + rng.geometric(0.13, size=n_sessions), MAX_LOOP_STEPS)
-        starts = sample_times(rng, n_sessions, "work", tz)
+        starts = sim.clock.sample_times(rng, n_sessions, "work", tz)
         sim.emit(rng, acct, starts, int(Recipe.DEV_SESSION), rand_items(rng, n_sessions), steps, 9 * SECOND,
                  loops=True, gap_sigma=0.8, ipx=ip_choice(rng, len(ips), n_sessions), cli=0)
 
 
 # -- eval graders ---------------------------------------------------------------------------
 
-def eval_graders(sim: Sim, rng: np.random.Generator, n: int) -> None:
+def eval_graders(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
     """Teams using the model as a judge: one rubric template filled with their data, in runs."""
     w = sim.world
     left = n
@@ -373,8 +378,8 @@ def eval_graders(sim: Sim, rng: np.random.Generator, n: int) -> None:
                 org_id=org_id,
                 params={"rubric": rubric, "rubric2": rubric2, "criterion": int(rng.integers(len(tx.PROMETHEUS_RUBRICS)))},
             )
-            n_runs = 1 + int(rng.poisson(1.0))
-            for t in sample_times(rng, n_runs, "work", tz):
+            n_runs = 1 + int(rng.poisson(1.0 * volume))
+            for t in sim.clock.sample_times(rng, n_runs, "work", tz):
                 size_run = n_from(rng, 40, 0.8, 10, 600)
                 rate = rng.uniform(0.5, 4.0)
                 starts = int(t) + (np.arange(size_run) * (SECOND / rate)).astype(np.int64)
@@ -383,7 +388,7 @@ def eval_graders(sim: Sim, rng: np.random.Generator, n: int) -> None:
 
 # -- reasoning researchers ------------------------------------------------------------------
 
-def reasoning_researchers(sim: Sim, rng: np.random.Generator, n: int) -> None:
+def reasoning_researchers(sim: Sim, rng: np.random.Generator, n: int, volume: float = 1.0) -> None:
     """Researchers probing chain of thought: conversations and small sweeps of elicitation prompts."""
     w = sim.world
     campuses = [w.campus_network(choice(rng, TECH_COUNTRIES)) for _ in range(max(1, n // 12))]
@@ -403,12 +408,12 @@ def reasoning_researchers(sim: Sim, rng: np.random.Generator, n: int) -> None:
                           stream_p=0.3, flash_p=0.2, adopt_share=0.6, adopt_tau_h=24.0, thinking_p=0.7),
             sends_conversation_id=rng.random() < 0.4, params={"user_system": -1},
         )
-        n_conv = 1 + int(rng.poisson(rng.lognormal(np.log(8.0), 0.7)))
+        n_conv = 1 + int(rng.poisson(rng.lognormal(np.log(8.0 * volume), 0.7)))
         recipes = recipe_mix(rng, (Recipe.RESEARCH_EXPLAIN, Recipe.RESEARCH_ORCA, Recipe.CHAT), (0.5, 0.3, 0.2), n_conv)
         turns = np.minimum(rng.geometric(0.4, size=n_conv), 8)
-        sim.emit(rng, acct, sample_times(rng, n_conv, "work", tz), recipes, rand_items(rng, n_conv), turns,
+        sim.emit(rng, acct, sim.clock.sample_times(rng, n_conv, "work", tz), recipes, rand_items(rng, n_conv), turns,
                  120 * SECOND, ipx=ip_choice(rng, len(ips), n_conv))
-        for t in sample_times(rng, int(rng.random() < 0.4) + int(rng.random() < 0.15), "work", tz):
+        for t in sim.clock.sample_times(rng, int(rng.random() < 0.4) + int(rng.random() < 0.15), "work", tz):
             k = n_from(rng, 60, 0.6, 20, 200)
             starts = int(t) + (np.arange(k) * SECOND * rng.uniform(1, 5)).astype(np.int64)
             recipe = choice(rng, (Recipe.RESEARCH_ORCA, Recipe.RESEARCH_EXPLAIN))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from distillguard.sim.timing import WINDOW_END, sessions
+from distillguard.sim.timing import DEFAULT_CLOCK, Clock, sessions
 from distillguard.sim.world import Address, IdFactory, World
 
 # Requests per minute a tier may send before the gateway answers 429.
@@ -113,6 +113,7 @@ class Sim:
     accounts: list[Account] = field(default_factory=list)
     events: EventBuilder = field(default_factory=EventBuilder)
     n_convs: int = 0
+    clock: Clock = DEFAULT_CLOCK  # the window's length and the new model's release
 
     def new_convs(self, n: int) -> np.ndarray:
         """Global indices for `n` new conversations."""
@@ -187,7 +188,7 @@ class Sim:
             return 0
         turns_a = np.broadcast_to(np.asarray(turns, dtype=np.int64), (n,))
         ts, sess, turn = sessions(rng, starts, turns_a, gap_ms, gap_sigma)
-        keep = ts < WINDOW_END
+        keep = ts < self.clock.end
         sess, turn = sess[keep], turn[keep]
 
         def per_event(v: np.ndarray | int | bool) -> np.ndarray | int | bool:

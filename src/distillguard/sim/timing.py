@@ -7,6 +7,7 @@ then a uniform instant inside it. All times are integer milliseconds since the U
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -53,10 +54,92 @@ _PROFILES: dict[str, tuple[tuple[float, ...], float]] = {
 }
 
 
-def hour_weights(profile: str, tz_minutes: int) -> np.ndarray:
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The simulated window: it always starts on Monday 2026-03-02 00:00 UTC (the weekly profiles
+    count weekdays from it); its length and the new model's release vary between worlds."""
+
+    days: int = WINDOW_DAYS
+    release: int = NEW_RELEASE
+
+    @property
+    def start(self) -> int:
+        return WINDOW_START
+
+    @property
+    def end(self) -> int:
+        return WINDOW_START + self.days * DAY
+
+    @property
+    def n_hours(self) -> int:
+        return self.days * 24
+
+    @property
+    def releases(self) -> tuple[tuple[str, int], ...]:
+        return (*RELEASES[:2], (RELEASES[2][0], self.release))
+
+    def hour_weights(self, profile: str, tz_minutes: int) -> np.ndarray:
+        return hour_weights(profile, tz_minutes, self.n_hours)
+
+    def sample_times(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        profile: str,
+        tz_minutes: int,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> np.ndarray:
+        """`n` sorted arrival times following `profile`, inside [start, end) (clipped to the window)."""
+        start = WINDOW_START if start is None else start
+        end = self.end if end is None else end
+        n_hours = self.n_hours
+        first = min(max((start - WINDOW_START) // HOUR, 0), n_hours - 1)
+        last = min(max(-(-(end - WINDOW_START) // HOUR), first + 1), n_hours)
+        hours = _hours(rng, n, profile, tz_minutes, n_hours, first, last)
+        ts = WINDOW_START + hours.astype(np.int64) * HOUR + rng.integers(0, HOUR, size=n)
+        return np.sort(np.clip(ts, max(start, WINDOW_START), min(end, self.end) - 1))
+
+    def sample_times_grouped(
+        self,
+        rng: np.random.Generator,
+        counts: np.ndarray,
+        profile: str | list[str],
+        tz_minutes: np.ndarray,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """`counts[i]` arrival times for each of many actors, concatenated in actor order and sorted
+        within each actor. Actor `i` has offset `tz_minutes[i]`, its own profile when `profile` is a
+        list, and no arrival before `start[i]` when given. One draw per (profile, offset) group."""
+        n_hours = self.n_hours
+        counts = np.asarray(counts, dtype=np.int64)
+        owner = np.repeat(np.arange(len(counts)), counts)
+        profiles = [profile] * len(counts) if isinstance(profile, str) else profile
+        names = sorted(set(profiles))
+        group = np.array([names.index(p) for p in profiles], dtype=np.int64) * (1 << 20) + np.asarray(tz_minutes) + (1 << 19)
+        first = np.zeros(len(counts), dtype=np.int64) if start is None else np.clip(
+            (np.asarray(start) - WINDOW_START) // HOUR, 0, n_hours - 1
+        )
+        g_e, first_e = group[owner], first[owner]
+        ts = np.empty(len(owner), dtype=np.int64)
+        for g in np.unique(g_e):
+            m = g_e == g
+            cdf = _hour_cdf(names[int(g >> 20)], int((g & ((1 << 20) - 1)) - (1 << 19)), n_hours)
+            lo = cdf[first_e[m]]
+            hours = np.searchsorted(cdf, lo + rng.random(int(m.sum())) * (1.0 - lo), side="right") - 1
+            ts[m] = WINDOW_START + np.clip(hours, first_e[m], n_hours - 1) * HOUR + rng.integers(0, HOUR, size=int(m.sum()))
+        if start is not None:
+            ts = np.maximum(ts, np.asarray(start, dtype=np.int64)[owner])
+        return ts[np.lexsort((ts, owner))]
+
+
+DEFAULT_CLOCK = Clock()
+
+
+def hour_weights(profile: str, tz_minutes: int, n_hours: int = N_HOURS) -> np.ndarray:
     """Probability of each hour of the window for an actor with `profile` at UTC offset `tz_minutes`."""
     hourly, weekend = _PROFILES[profile]
-    local_min = np.arange(N_HOURS) * 60 + tz_minutes + 30  # middle of each UTC hour, local time
+    local_min = np.arange(n_hours) * 60 + tz_minutes + 30  # middle of each UTC hour, local time
     local_hour = (local_min // 60) % 24
     local_day = (local_min // (24 * 60)) % 7  # the window starts on a Monday: 5, 6 are the weekend
     w = np.asarray(hourly)[local_hour] * np.where(local_day >= 5, weekend, 1.0)
@@ -64,15 +147,15 @@ def hour_weights(profile: str, tz_minutes: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
-def _hour_cdf(profile: str, tz_minutes: int) -> np.ndarray:
-    cdf = np.r_[0.0, np.cumsum(hour_weights(profile, tz_minutes))]
+def _hour_cdf(profile: str, tz_minutes: int, n_hours: int = N_HOURS) -> np.ndarray:
+    cdf = np.r_[0.0, np.cumsum(hour_weights(profile, tz_minutes, n_hours))]
     cdf.setflags(write=False)
     return cdf
 
 
-def _hours(rng: np.random.Generator, n: int, profile: str, tz_minutes: int, first: int = 0, last: int = N_HOURS) -> np.ndarray:
+def _hours(rng: np.random.Generator, n: int, profile: str, tz_minutes: int, n_hours: int, first: int, last: int) -> np.ndarray:
     """`n` hour indices in [first, last) drawn by inverse transform of the profile's distribution."""
-    cdf = _hour_cdf(profile, tz_minutes)
+    cdf = _hour_cdf(profile, tz_minutes, n_hours)
     u = cdf[first] + rng.random(n) * (cdf[last] - cdf[first])
     return np.clip(np.searchsorted(cdf, u, side="right") - 1, first, last - 1)
 
@@ -85,12 +168,8 @@ def sample_times(
     start: int = WINDOW_START,
     end: int = WINDOW_END,
 ) -> np.ndarray:
-    """`n` sorted arrival times following `profile`, inside [start, end) (clipped to the window)."""
-    first = min(max((start - WINDOW_START) // HOUR, 0), N_HOURS - 1)
-    last = min(max(-(-(end - WINDOW_START) // HOUR), first + 1), N_HOURS)
-    hours = _hours(rng, n, profile, tz_minutes, first, last)
-    ts = WINDOW_START + hours.astype(np.int64) * HOUR + rng.integers(0, HOUR, size=n)
-    return np.sort(np.clip(ts, max(start, WINDOW_START), min(end, WINDOW_END) - 1))
+    """`Clock.sample_times` in the default 14-day window."""
+    return DEFAULT_CLOCK.sample_times(rng, n, profile, tz_minutes, start, end)
 
 
 def sample_times_grouped(
@@ -100,28 +179,8 @@ def sample_times_grouped(
     tz_minutes: np.ndarray,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`counts[i]` arrival times for each of many actors, concatenated in actor order and sorted
-    within each actor. Actor `i` has offset `tz_minutes[i]`, its own profile when `profile` is a
-    list, and no arrival before `start[i]` when given. One draw per (profile, offset) group."""
-    counts = np.asarray(counts, dtype=np.int64)
-    owner = np.repeat(np.arange(len(counts)), counts)
-    profiles = [profile] * len(counts) if isinstance(profile, str) else profile
-    names = sorted(set(profiles))
-    group = np.array([names.index(p) for p in profiles], dtype=np.int64) * (1 << 20) + np.asarray(tz_minutes) + (1 << 19)
-    first = np.zeros(len(counts), dtype=np.int64) if start is None else np.clip(
-        (np.asarray(start) - WINDOW_START) // HOUR, 0, N_HOURS - 1
-    )
-    g_e, first_e = group[owner], first[owner]
-    ts = np.empty(len(owner), dtype=np.int64)
-    for g in np.unique(g_e):
-        m = g_e == g
-        cdf = _hour_cdf(names[int(g >> 20)], int((g & ((1 << 20) - 1)) - (1 << 19)))
-        lo = cdf[first_e[m]]
-        hours = np.searchsorted(cdf, lo + rng.random(int(m.sum())) * (1.0 - lo), side="right") - 1
-        ts[m] = WINDOW_START + np.clip(hours, first_e[m], N_HOURS - 1) * HOUR + rng.integers(0, HOUR, size=int(m.sum()))
-    if start is not None:
-        ts = np.maximum(ts, np.asarray(start, dtype=np.int64)[owner])
-    return ts[np.lexsort((ts, owner))]
+    """`Clock.sample_times_grouped` in the default 14-day window."""
+    return DEFAULT_CLOCK.sample_times_grouped(rng, counts, profile, tz_minutes, start)
 
 
 def sessions(

@@ -30,7 +30,10 @@ def _conversation_start(ts: np.ndarray, conv: np.ndarray, n_convs: int) -> np.nd
     return np.where(has, first[np.maximum(conv, 0)], ts)
 
 
-def assign_models(rng: np.random.Generator, ev: dict[str, np.ndarray], accounts: list[Account], n_convs: int) -> None:
+def assign_models(
+    rng: np.random.Generator, ev: dict[str, np.ndarray], accounts: list[Account], n_convs: int,
+    release: int = NEW_RELEASE,
+) -> None:
     """Fill `model` where the actor left it open, from each account's habits and adoption curve.
 
     After the release the share of an account's traffic on the new model rises as
@@ -44,7 +47,7 @@ def assign_models(rng: np.random.Generator, ev: dict[str, np.ndarray], accounts:
     share = _account_array(accounts, "adopt_share")[acct]
     tau = _account_array(accounts, "adopt_tau_h")[acct]
     delay = _account_array(accounts, "adopt_delay_h")[acct]
-    dt_h = (t - NEW_RELEASE) / HOUR - delay
+    dt_h = (t - release) / HOUR - delay
     p_new = np.where(dt_h > 0, share * (1.0 - np.exp(-np.maximum(dt_h, 0) / tau)), 0.0)
     chosen = np.where(u_new < p_new, NEW, np.where(u_model < flash_p, FLASH, PRO)).astype(np.int8)
     ev["model"] = np.where(ev["model"] >= 0, ev["model"], chosen).astype(np.int8)
@@ -65,7 +68,9 @@ def rate_limited(ev: dict[str, np.ndarray], accounts: list[Account]) -> np.ndarr
     return out
 
 
-def assign_usage(rng: np.random.Generator, ev: dict[str, np.ndarray], accounts: list[Account]) -> None:
+def assign_usage(
+    rng: np.random.Generator, ev: dict[str, np.ndarray], accounts: list[Account], release: int = NEW_RELEASE,
+) -> None:
     """Options sent (max_tokens, temperature, stream) and what came back (tokens, stop reason, status)."""
     n = len(ev["ts"])
     acct = ev["acct"]
@@ -88,7 +93,7 @@ def assign_usage(rng: np.random.Generator, ev: dict[str, np.ndarray], accounts: 
     thinking = (ev["model"] != FLASH) & (rng.random(n) < _account_array(accounts, "thinking_p")[acct])
     reasoning = np.where(thinking, (out * rng.lognormal(0.3, 0.6, size=n)).astype(np.int64), 0)
 
-    hours_since = (ev["ts"] - NEW_RELEASE) / HOUR
+    hours_since = (ev["ts"] - release) / HOUR
     launch_rush = (ev["model"] == NEW) & (hours_since >= 0) & (hours_since < 6)
     overloaded = rng.random(n) < np.where(launch_rush, 0.03, 0.002)
     status = np.full(n, 200, dtype=np.int16)
