@@ -95,3 +95,22 @@ def test_one_odd_request_is_not_read_as_a_large_share():
 def test_missing_side_tables_give_neutral_account_features(features):
     for row in features.values():
         assert row["young_account"] == 0 and row["entry_point_tier"] == 0 and row["unverified"] == 0
+
+
+def test_an_answer_cut_at_the_budget_counts_however_the_api_spells_it():
+    """Anthropic says `max_tokens`, OpenAI chat `length`, OpenAI responses `max_output_tokens`."""
+    from distillguard.behaviour.online import AccountState
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows = _rows("cut", [T0 + timedelta(minutes=i) for i in range(4)])
+    for row, stop in zip(rows, ("max_tokens", "length", "max_output_tokens", "stop"), strict=True):
+        row["stop_reason"] = stop
+    con.register("sig", pa.Table.from_pylist(rows, schema=SIGNALS_SCHEMA))
+    con.execute("CREATE TABLE signals AS SELECT * FROM sig")
+    (row,) = account_features(con).to_pylist()
+    assert row["max_tokens_stop_share"] == pytest.approx(0.75)
+    state = AccountState()
+    for r in rows:
+        state.add_usage(r["input_tokens"], r["output_tokens"], r["stop_reason"])
+    assert state.stop_max_tokens == 3

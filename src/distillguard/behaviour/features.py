@@ -51,6 +51,10 @@ FEATURES: tuple[str, ...] = (
 
 _HIGH_VALUE_CODES = ", ".join(str(CAPABILITIES.index(c)) for c in HIGH_VALUE_CAPABILITIES if c in CAPABILITIES)
 _ENTRY_TIERS = ", ".join(f"'{t}'" for t in ENTRY_POINT_TIERS)
+# Stop reasons meaning "the answer hit the requested output budget", as the APIs spell it:
+# Anthropic `max_tokens`, OpenAI chat `length` (`finish_reason`), OpenAI responses `max_output_tokens`.
+BUDGET_STOP_REASONS = ("max_tokens", "length", "max_output_tokens")
+_BUDGET_STOPS = ", ".join(f"'{r}'" for r in BUDGET_STOP_REASONS)
 # Shares of rare events are shrunk towards zero by this many pseudo-exchanges, so that one odd
 # request of a three-request account is not read as "a third of its traffic is harvesting".
 PRIOR_EXCHANGES = 5
@@ -90,7 +94,7 @@ WITH base AS (
         sum(coalesce(output_tokens, 0)) AS out_tokens,
         sum(coalesce(input_tokens, 0)) AS in_tokens,
         avg(coalesce(output_tokens, 0)) AS mean_output,
-        avg((stop_reason = 'max_tokens')::DOUBLE) AS max_tokens_stop_share
+        avg((stop_reason IN ({_BUDGET_STOPS}))::DOUBLE) AS max_tokens_stop_share
     FROM signals GROUP BY account_id
 ),
 window_span AS (

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from distillguard.behaviour.features import (
+    BUDGET_STOP_REASONS,
     ENTRY_POINT_TIERS,
     HIGH_VALUE_CAPABILITIES,
     MIN_WINDOW_DAYS,
@@ -205,7 +206,7 @@ class AccountState:
         self.out_tokens += int(output_tokens or 0)
         if stop_reason is not None:
             self.stop_known += 1
-            self.stop_max_tokens += stop_reason == "max_tokens"
+            self.stop_max_tokens += stop_reason in BUDGET_STOP_REASONS
 
     def _add_gap(self, gap: int) -> None:
         self.gap_n += 1
