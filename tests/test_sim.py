@@ -363,3 +363,109 @@ def test_cli_writes_files_and_prints_a_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "chat_user" in result.output and "total" in result.output
     assert all((tmp_path / name).exists() for name in FILES)
+
+
+# -- randomised worlds ----------------------------------------------------------------------
+
+RANDOM_SCALE = 0.02
+
+
+@pytest.fixture(scope="module")
+def random_world(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return Run(simulate("random", 1, tmp_path_factory.mktemp("random"), RANDOM_SCALE, quiet=True))
+
+
+def _world(run: Run) -> dict:
+    return orjson.loads((run.dir / "world.json").read_bytes())
+
+
+def test_random_worlds_repeat_byte_for_byte_and_differ_between_seeds(random_world: Run, tmp_path: Path) -> None:
+    simulate("random", 1, tmp_path / "again", RANDOM_SCALE, quiet=True)
+    for name in (*FILES, "world.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (random_world.dir / name).read_bytes(), name
+    simulate("random", 2, tmp_path / "other", RANDOM_SCALE, quiet=True)
+    first, other = _world(random_world), orjson.loads((tmp_path / "other" / "world.json").read_bytes())
+    assert first["campaigns"] != other["campaigns"] and first["legit"] != other["legit"]
+
+
+def test_random_draws_respect_their_ranges() -> None:
+    import numpy as np
+
+    from distillguard.sim import randomworld as rw
+
+    shapes, variants, sizes = Counter(), Counter(), []
+    for seed in range(300):
+        spec = rw.draw_spec(np.random.default_rng(seed), seed)
+        assert rw.WINDOW_DAYS_RANGE[0] <= spec.window_days <= rw.WINDOW_DAYS_RANGE[1]
+        assert 0 < spec.release_hours < 24 * spec.window_days
+        assert len(spec.campaigns) >= rw.MIN_CAMPAIGNS
+        assert len({c.name for c in spec.campaigns}) == len(spec.campaigns)
+        for c in spec.campaigns:
+            lo, hi = rw.SHAPE_ACCOUNTS[c.shape]
+            assert lo <= c.accounts_drawn <= hi and 5 <= c.accounts_drawn <= 20_000, c
+            lo, hi = rw.SHAPE_PER_DAY[c.shape]
+            assert lo <= c.per_day_drawn <= hi, c
+            assert 0.1 <= c.harvest_share <= 1.0
+            assert (c.shape == "hydra") == (c.kind == "hydra")
+            assert c.actor_type.endswith("_adaptive") == (c.variant == "adaptive")
+            shapes[c.shape] += 1
+            variants[c.variant] += 1
+            sizes.append(c.accounts_drawn)
+        for g in spec.legit:
+            (c_lo, c_hi), (v_lo, v_hi), _ = rw.LEGIT_RANGES[g.actor_type]
+            if g.heavy:
+                assert rw.HEAVY_VOLUME[0] <= g.volume_drawn <= rw.HEAVY_VOLUME[1]
+            else:
+                assert c_lo <= g.accounts_drawn <= c_hi and v_lo <= g.volume_drawn <= v_hi
+        rw.cap_accounts(spec)
+        campaign_accounts = sum(c.accounts for c in spec.campaigns)
+        legit_accounts = sum(g.accounts for g in spec.legit)
+        assert campaign_accounts <= rw.MAX_CAMPAIGN_ACCOUNTS + 5 * len(spec.campaigns)
+        # The cap never takes the legitimate population below its floor, and worlds stay in the thousands.
+        slack = len(spec.legit)  # rounding, one account per group
+        assert legit_accounts >= min(rw.MIN_LEGIT_ACCOUNTS, sum(g.accounts_drawn for g in spec.legit)) - slack
+        assert campaign_accounts + legit_accounts >= 1_500
+        assert campaign_accounts + legit_accounts <= rw.MAX_ACCOUNTS + slack or \
+            legit_accounts <= rw.MIN_LEGIT_ACCOUNTS + slack
+    assert set(shapes) == set(rw.SHAPES) and set(variants) == {"naive", "adaptive"}
+    assert min(sizes) <= 10 and max(sizes) >= 5_000  # both ends of the range occur
+
+
+def test_random_world_truth_matches_its_parameters(random_world: Run) -> None:
+    world, run = _world(random_world), random_world
+    assert run.truth_header == (*TRUTH_CSV_HEADER, "campaign_shape")
+    shapes = {c["name"]: c["shape"] for c in world["campaigns"]}
+    actor_of = {c["name"]: c["actor_type"] for c in world["campaigns"]}
+    for t in run.truth.values():
+        assert (t["label"] == "campaign") == bool(t["campaign"])
+        if t["campaign"]:
+            assert t["campaign_shape"] == shapes[t["campaign"]] and t["actor_type"] == actor_of[t["campaign"]]
+        else:
+            assert t["campaign_shape"] == "" and t["actor_type"] in {a for a, *_ in LEGIT_ACTORS}
+    assert {t["campaign"] for t in run.truth.values() if t["campaign"]} <= set(shapes)
+    # Every account in the truth sends traffic, and world.json counts what was written.
+    per_account = Counter(r["account_id"] for r in run.exchanges)
+    assert set(per_account) == set(run.truth) == {a["account_id"] for a in run.accounts}
+    generated = world["generated"]
+    assert generated["exchanges"] == len(run.exchanges) <= 1.02 * world["sizing"]["exchange_cap"]
+    assert generated["accounts"] == len(run.truth)
+    campaign_exchanges = Counter(run.truth[r["account_id"]]["campaign"] for r in run.exchanges)
+    assert {k: v for k, v in campaign_exchanges.items() if k} == generated["exchanges_by_campaign"]
+    # Traffic stays in the drawn window; the new model appears at the drawn release and not before.
+    start, end = _ts(world["window"]["start"]), _ts(world["window"]["end"])
+    assert end - start == timedelta(days=world["window"]["days"])
+    assert all(start <= _ts(r["ts"]) < end for r in run.exchanges)
+    released = {r["model"]: r["released_at"] for r in run.releases}
+    new_model = max(released, key=lambda m: released[m])
+    assert released[new_model] == world["window"]["release"]
+    assert min(r["ts"] for r in run.exchanges if r["model"] == new_model) >= world["window"]["release"]
+    for r in run.exchanges[::50]:
+        _check_record(r)
+
+
+def test_random_scenario_from_the_cli(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["simulate", "--scenario", "random", "--seed", "4", "--out", str(tmp_path), "--scale", "0.01", "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert all((tmp_path / name).exists() for name in (*FILES, "world.json"))

@@ -19,7 +19,7 @@ import orjson
 from distillguard.errors import DistillguardError
 from distillguard.progress import track
 from distillguard.schema import TRUTH_CSV_HEADER
-from distillguard.sim import campaigns, corpora, legit
+from distillguard.sim import campaigns, corpora, legit, randomworld
 from distillguard.sim.population import Account, EventBuilder, Sim
 from distillguard.sim.recipes import Prompt, Renderer
 from distillguard.sim.timing import MODELS, RELEASES, iso_ms
@@ -45,8 +45,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("medium", 1.0, 1.0, 0.0, "~300k exchanges: >=200 accounts per hard case, the four naive campaigns"),
         Scenario("adaptive", 1.0, 0.0, 1.0, "~300k exchanges: the medium population, every campaign adaptive"),
         Scenario("large", 6.5, 3.0, 3.0, "~2M exchanges: naive and adaptive campaigns side by side"),
+        # Its populations come from randomworld.draw_spec, not from the scales.
+        Scenario("random", 0.0, 0.0, 0.0, "every size, rate and mix drawn from the seed (written to world.json)"),
     )
 }
+RANDOM = "random"
 
 # (actor type, generator, accounts at scale 1, minimum when present)
 LEGIT_ACTORS: tuple[tuple[str, Generator, int, int], ...] = (
@@ -122,17 +125,72 @@ def populate(scenario: Scenario, seed: int, scale: float, quiet: bool = False) -
     rngs = _streams(scenario.name, seed)
     sim = Sim(world=World(rngs[0]), ids=IdFactory(rngs[1]), events=EventBuilder())
     steps = plan(scenario, scale)
+    return sim, _run_steps(sim, steps, rngs[3:3 + len(steps)], rngs[2], quiet)
+
+
+def _run_steps(
+    sim: Sim, steps: list[tuple[str, str, Generator, int]], rngs: list[np.random.Generator],
+    outcomes: np.random.Generator, quiet: bool,
+) -> dict[str, np.ndarray]:
     with track("simulating actors", total=len(steps), quiet=quiet) as bar:
-        for i, (actor, _campaign, gen, n) in enumerate(steps):
+        for (actor, _campaign, gen, n), rng in zip(steps, rngs, strict=True):
             bar.set_description(f"simulating {actor}")
             if n:
-                gen(sim, rngs[3 + i], n)
+                gen(sim, rng, n)
             bar.advance()
     ev = sim.events.build()
-    assign_models(rngs[2], ev, sim.accounts, sim.n_convs, sim.clock.release)
-    assign_usage(rngs[2], ev, sim.accounts, sim.clock.release)
-    order = np.lexsort((rngs[2].permutation(len(ev["ts"])), ev["ts"]))
-    return sim, {k: v[order] for k, v in ev.items()}
+    assign_models(outcomes, ev, sim.accounts, sim.n_convs, sim.clock.release)
+    assign_usage(outcomes, ev, sim.accounts, sim.clock.release)
+    order = np.lexsort((outcomes.permutation(len(ev["ts"])), ev["ts"]))
+    return {k: v[order] for k, v in ev.items()}
+
+
+def random_plan(spec: randomworld.WorldSpec, scale: float) -> list[tuple[str, str, Generator, int]]:
+    """(actor type, campaign, generator, accounts) of a drawn world, legitimate groups first."""
+    gens = {actor: gen for actor, gen, _, _ in LEGIT_ACTORS}
+    out: list[tuple[str, str, Generator, int]] = [
+        (g.actor_type, "", partial(gens[g.actor_type], volume=g.volume), randomworld.scaled(g.accounts, scale, g.heavy))
+        for g in spec.legit
+    ]
+    out += [(c.actor_type, c.name, partial(randomworld.campaign, spec=c), randomworld.scaled(c.accounts, scale))
+            for c in spec.campaigns]
+    return out
+
+
+MAX_PASSES = 4
+
+
+def populate_random(
+    seed: int, scale: float, quiet: bool = False
+) -> tuple[Sim, dict[str, np.ndarray], randomworld.WorldSpec, dict[str, float]]:
+    """Draw a world from `seed`, cap it, and generate it.
+
+    Volumes are first scaled by a forecast; when the generated total still exceeds the cap (floors
+    of one conversation or run per account make the forecast inexact), every per-account volume is
+    scaled down again and the world regenerated from the same generators, so the result depends on
+    the seed and scale alone.
+    """
+    ss = np.random.SeedSequence(list(_entropy(RANDOM, seed)))
+    base = ss.spawn(4)  # world, ids, outcomes, the drawn parameters
+    spec = randomworld.draw_spec(np.random.default_rng(base[3]), seed)
+    randomworld.cap_accounts(spec)
+    group_seeds = ss.spawn(len(spec.legit) + len(spec.campaigns))
+    cap = randomworld.MAX_EXCHANGES * scale
+    randomworld.set_volume(spec, 1.0)
+    forecast = randomworld.expected_exchanges(spec, scale)
+    factor = min(1.0, cap / forecast)
+    for attempt in range(1, MAX_PASSES + 1):
+        randomworld.set_volume(spec, factor)
+        sim = Sim(world=World(np.random.default_rng(base[0])), ids=IdFactory(np.random.default_rng(base[1])),
+                  events=EventBuilder(), clock=spec.clock)
+        steps = random_plan(spec, scale)
+        ev = _run_steps(sim, steps, [np.random.default_rng(s) for s in group_seeds],
+                        np.random.default_rng(base[2]), quiet)
+        total = len(ev["ts"])
+        if total <= 1.02 * cap or attempt == MAX_PASSES:
+            break
+        factor *= 0.97 * cap / total
+    return sim, ev, spec, {"exchange_cap": round(cap), "forecast_at_volume_1": round(forecast), "passes": attempt}
 
 
 def _input_tokens(p: Prompt) -> int:
@@ -272,12 +330,14 @@ def write_releases(path: Path, releases: tuple[tuple[str, int], ...] = RELEASES)
             fh.write(orjson.dumps({"model": model, "released_at": ts}) + b"\n")
 
 
-def write_truth(path: Path, accounts: list[Account]) -> None:
+def write_truth(path: Path, accounts: list[Account], shapes: dict[str, str] | None = None) -> None:
+    """The truth table; with `shapes` (campaign -> shape) an extra last column `campaign_shape`."""
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(TRUTH_CSV_HEADER)
+        w.writerow((*TRUTH_CSV_HEADER, "campaign_shape") if shapes is not None else TRUTH_CSV_HEADER)
         for a in accounts:
-            w.writerow([a.account_id, "campaign" if a.campaign else "legit", a.campaign, a.actor_type])
+            row = [a.account_id, "campaign" if a.campaign else "legit", a.campaign, a.actor_type]
+            w.writerow(row if shapes is None else [*row, shapes.get(a.campaign, "")])
 
 
 def simulate(scenario: str, seed: int, out: Path, scale: float = 1.0, *, quiet: bool = False) -> SimSummary:
@@ -293,7 +353,11 @@ def simulate(scenario: str, seed: int, out: Path, scale: float = 1.0, *, quiet: 
         raise DistillguardError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
 
-    sim, ev = populate(SCENARIOS[scenario], seed, scale, quiet)
+    spec: randomworld.WorldSpec | None = None
+    if scenario == RANDOM:
+        sim, ev, spec, sizing = populate_random(seed, scale, quiet)
+    else:
+        sim, ev = populate(SCENARIOS[scenario], seed, scale, quiet)
     # Request ids come from generators of their own, keyed by (seed, scenario, tag, chunk).
     write_exchanges(out / "exchanges.jsonl.gz", sim, ev, (*_entropy(scenario, seed), 0x72657173), quiet)
 
@@ -301,8 +365,8 @@ def simulate(scenario: str, seed: int, out: Path, scale: float = 1.0, *, quiet: 
     # Accounts without traffic in the window are left out: the side tables describe who was seen.
     seen = sorted((a for a, k in zip(sim.accounts, per_account, strict=True) if k), key=lambda a: a.account_id)
     write_accounts(out / "accounts.jsonl", seen)
-    write_releases(out / "releases.jsonl")
-    write_truth(out / "truth.csv", seen)
+    write_releases(out / "releases.jsonl", sim.clock.releases)
+    write_truth(out / "truth.csv", seen, None if spec is None else {c.name: c.shape for c in spec.campaigns})
 
     summary = SimSummary(scenario, seed, scale, out, len(seen), len(ev["ts"]))
     acc_n: Counter[str] = Counter()
@@ -318,4 +382,27 @@ def simulate(scenario: str, seed: int, out: Path, scale: float = 1.0, *, quiet: 
                 camp_exch[a.campaign] += k
     summary.accounts_by_actor, summary.exchanges_by_actor = dict(acc_n), dict(exch_n)
     summary.accounts_by_campaign, summary.exchanges_by_campaign = dict(camp_acc), dict(camp_exch)
+    if spec is not None:
+        write_world(out / "world.json", spec, scale, sizing, summary)
     return summary
+
+
+def write_world(path: Path, spec: randomworld.WorldSpec, scale: float, sizing: dict[str, float],
+                summary: SimSummary) -> None:
+    """What a random world drew (before and after the caps) and what it came to."""
+    clock = spec.clock
+    doc = {
+        "scenario": RANDOM, "seed": spec.seed, "scale": scale,
+        "window": {"start": iso_ms(np.array([clock.start]))[0], "end": iso_ms(np.array([clock.end]))[0],
+                   "days": clock.days, "release": iso_ms(np.array([clock.release]))[0]},
+        **{k: v for k, v in spec.to_json().items() if k not in ("seed", "window_days", "release_hours")},
+        "sizing": sizing,
+        "generated": {
+            "accounts": summary.n_accounts, "exchanges": summary.n_exchanges,
+            "accounts_by_actor": dict(sorted(summary.accounts_by_actor.items())),
+            "exchanges_by_actor": dict(sorted(summary.exchanges_by_actor.items())),
+            "accounts_by_campaign": dict(sorted(summary.accounts_by_campaign.items())),
+            "exchanges_by_campaign": dict(sorted(summary.exchanges_by_campaign.items())),
+        },
+    }
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
