@@ -354,6 +354,7 @@ def simulate(scenario: str, seed: int, out: Path, scale: float = 1.0, *, quiet: 
     out.mkdir(parents=True, exist_ok=True)
 
     spec: randomworld.WorldSpec | None = None
+    sizing: dict[str, float] = {}
     if scenario == RANDOM:
         sim, ev, spec, sizing = populate_random(seed, scale, quiet)
     else:
