@@ -322,3 +322,17 @@ def test_a_bad_since_is_a_one_line_error(files: tuple[Path, Path], tmp_path: Pat
     assert isinstance(result.exception, InputError)
     assert message in str(result.exception) and "--since" in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def test_truth_columns_are_read_by_name_with_extra_columns_past(tmp_path: Path) -> None:
+    """A generator's truth may order its columns otherwise, call the campaign `campaign_id` and
+    add columns of its own (a campaign shape); the four the evaluation needs are read by name."""
+    path = write_csv(tmp_path / "truth.csv", "account_id,label,actor_type,campaign_id,campaign_shape",
+                     [("a", "campaign", "reasoning", "op-1", "synchronized"), ("b", "legit", "chat_user", "", "")])
+    table = read_truth(path)
+    assert table.to_pylist() == [
+        {"account_id": "a", "label": "campaign", "campaign": "op-1", "actor_type": "reasoning"},
+        {"account_id": "b", "label": "legit", "campaign": None, "actor_type": "chat_user"},
+    ]
+    with pytest.raises(InputError, match="truth.csv:1: wrong header"):
+        read_truth(write_csv(tmp_path / "truth.csv", "account_id,label,actor_type", [("a", "legit", "x")]))

@@ -41,8 +41,11 @@ PREDICTION_SCHEMA = pa.schema(
 _FLAGS = {"true": True, "false": False}
 
 
-def csv_rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, fields) of a CSV whose first line must be exactly `header`."""
+def csv_rows(
+    path: Path, header: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, fields in `header` order) of a CSV whose first line names every column
+    of `header` (or an alias of it); further columns, in any place, are read past."""
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -53,16 +56,19 @@ def csv_rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[st
             first = next(reader, None)
             if first is None:
                 raise InputError(f"{path}: empty file, expected header {','.join(header)}")
-            if tuple(first) != header:
+            names = [(aliases or {}).get(name, name) for name in first]
+            missing = [name for name in header if name not in names]
+            if missing or len(set(names)) != len(names):
                 raise InputError(f"{path}:1: wrong header {','.join(first)!r}, expected {','.join(header)!r}")
+            order = [names.index(name) for name in header]
             for fields in reader:
                 if not fields:
                     continue
-                if len(fields) != len(header):
+                if len(fields) != len(first):
                     raise InputError(
-                        f"{path}:{reader.line_num}: {len(fields)} fields, expected {len(header)}"
+                        f"{path}:{reader.line_num}: {len(fields)} fields, expected {len(first)}"
                     )
-                yield reader.line_num, fields
+                yield reader.line_num, [fields[i] for i in order]
         except csv.Error as exc:
             raise InputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from exc
         except UnicodeDecodeError as exc:
@@ -82,10 +88,11 @@ def _account_id(path: Path, line: int, value: str, seen: dict[str, int]) -> str:
 
 
 def read_truth(path: Path) -> pa.Table:
-    """Read `truth.csv` (account_id,label,campaign,actor_type); campaign is null for legit rows."""
+    """Read `truth.csv` (account_id,label,campaign,actor_type, in any order, `campaign_id` accepted
+    for `campaign`, other columns such as `campaign_shape` read past); campaign is null for legit rows."""
     seen: dict[str, int] = {}
     columns: dict[str, list[str | None]] = {name: [] for name in TRUTH_SCHEMA.names}
-    for line, (account, label, campaign, actor_type) in csv_rows(path, TRUTH_CSV_HEADER):
+    for line, (account, label, campaign, actor_type) in csv_rows(path, TRUTH_CSV_HEADER, {"campaign_id": "campaign"}):
         _account_id(path, line, account, seen)
         if label not in LABELS:
             raise InputError(f"{path}:{line}: field 'label': {label!r} is not 'campaign' or 'legit'")
