@@ -334,5 +334,5 @@ def test_truth_columns_are_read_by_name_with_extra_columns_past(tmp_path: Path) 
         {"account_id": "a", "label": "campaign", "campaign": "op-1", "actor_type": "reasoning"},
         {"account_id": "b", "label": "legit", "campaign": None, "actor_type": "chat_user"},
     ]
-    with pytest.raises(InputError, match="truth.csv:1: wrong header"):
+    with pytest.raises(InputError, match=r"truth\.csv:1: wrong header"):
         read_truth(write_csv(tmp_path / "truth.csv", "account_id,label,actor_type", [("a", "legit", "x")]))
