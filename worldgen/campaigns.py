@@ -226,7 +226,7 @@ def build_hydra(b: Builder, c: dict) -> None:
         if ev:
             acct.rotate = "request"
             acct.rotate_pool = ("residential", None)
-        total = int(round(math.exp(rng.uniform(math.log(c["exchanges_min"]), math.log(c["exchanges_max"])))))
+        total = round(math.exp(rng.uniform(math.log(c["exchanges_min"]), math.log(c["exchanges_max"]))))
         share = rng.uniform(c["harvest_share_min"], c["harvest_share_max"])
         n_h = int(npr.binomial(total, share))
         models = _campaign_models(b, c, rng)
@@ -284,7 +284,8 @@ def build_spread(b: Builder, c: dict) -> None:
         active = [d for d in range(b.days) if rng.random() < c["active_day_p"]] or [rng.randrange(b.days)]
         mask = np.zeros(b.days)
         mask[active] = 1.0
-        n_sess = max(1, int(npr.poisson(per_day * len(active) / 2.0)))
+        # per_day counts exchanges; sessions average about 2.5 turns across the capabilities
+        n_sess = max(1, int(npr.poisson(per_day * len(active) / 2.5)))
         starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "work", mask, float(npr.uniform(-2, 2)))
         which = npr.integers(0, len(caps), size=n_sess)
         for k, kind in enumerate(caps):

@@ -94,7 +94,7 @@ def tool_result(rng: random.Random, c: Corpora) -> str:
     return fill(shape, {"lines": lines, "mod": rng.choice(c.stdlib_funcs)[0].split(".")[0], "k": str(rng.randint(1, 80)), "j": str(rng.randint(0, 40))})
 
 
-def wording(rng: random.Random, act: Activity, family: list[list[str]], tag: int = -1) -> str:
+def wording(rng: random.Random, act: Activity, family: list[list[str]], tag: int = -1, dress: bool = True) -> str:
     """Pick a wording of a harvest family the way this operator does.
 
     Naive operators cycle through a small fixed subset of templates, always the canonical wording, in
@@ -106,7 +106,7 @@ def wording(rng: random.Random, act: Activity, family: list[list[str]], tag: int
     if act.account.tactic == "evasive":
         variants = family[rng.choice(subset)]
         text = rng.choice(variants)
-        if rng.random() < 0.5:
+        if dress and rng.random() < 0.5:
             text = rng.choice(W.EVASIVE_PREFIXES) + text + rng.choice(W.EVASIVE_SUFFIXES)
         return text
     idx = subset[(tag // 25) % len(subset)] if tag >= 0 else rng.choice(subset)
@@ -276,10 +276,6 @@ def gen_research(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora
 # ------------------------------------------------------------------ harvest kinds
 
 
-def _dress(rng: random.Random, act: Activity, text: str) -> str:
-    return text
-
-
 def gen_h_reasoning(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     q = c.math[tag % len(c.math)] if tag >= 0 and act.account.tactic != "evasive" else question(rng, c)
     text = fill(wording(rng, act, W.REASONING_RECONSTRUCTION, tag), {"question": q, "answer": short_answer(rng, c, q)})
@@ -328,9 +324,7 @@ _HARVEST_FOLLOWUPS = ["Continue.", "Now write the tests and run them.", "Explain
 def gen_h_agentic_coding(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     slots = stdlib_slots(rng, c)
     first = fill(wording(rng, act, W.HARVEST_CODING_TASKS, tag), slots)
-    system = act.params.get("system") or wording(rng, act, W.HARVEST_CODING_SYSTEM)
-    if act.account.tactic == "evasive" and rng.random() < 0.5:
-        system = wording(rng, act, W.HARVEST_CODING_SYSTEM)
+    system = act.params.get("system") or wording(rng, act, W.HARVEST_CODING_SYSTEM, dress=False)
     inputs = _tool_loop(rng, c, first, n, 0.8, _HARVEST_FOLLOWUPS)
     return Conversation(system, act.params["tools"], inputs, "code", 700)
 

@@ -10,6 +10,8 @@ import gzip
 import importlib
 import inspect
 import re
+import types
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -70,26 +72,33 @@ def _stdlib_corpus() -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]
             mod = importlib.import_module(modname)
         except ImportError:
             continue
-        for name, obj in sorted(vars(mod).items()):
-            if name.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != mod.__name__:
-                continue
-            doc = inspect.getdoc(obj) or ""
-            first = doc.split("\n\n")[0].replace("\n", " ").strip()
-            if len(first) < 20:
-                continue
-            try:
-                sig = str(inspect.signature(obj))
-            except (TypeError, ValueError):
-                sig = "(...)"
-            funcs.append((f"{modname}.{name}", sig, first))
-            if inspect.isfunction(obj):
-                try:
-                    src = inspect.getsource(obj)
-                except (OSError, TypeError):
-                    continue
-                if 120 <= len(src) <= 2500:
-                    snippets.append((f"{modname}.{name}", src))
+        with warnings.catch_warnings():  # typing's deprecated aliases warn when their docstrings are read
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _module_corpus(modname, mod, funcs, snippets)
     return funcs, snippets
+
+
+def _module_corpus(modname: str, mod: types.ModuleType, funcs: list[tuple[str, str, str]], snippets: list[tuple[str, str]]) -> None:
+    """Functions of one module with a usable docstring, and the source of the shorter ones."""
+    for name, obj in sorted(vars(mod).items()):
+        if name.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != mod.__name__:
+            continue
+        doc = inspect.getdoc(obj) or ""
+        first = doc.split("\n\n")[0].replace("\n", " ").strip()
+        if len(first) < 20:
+            continue
+        try:
+            sig = str(inspect.signature(obj))
+        except (TypeError, ValueError):
+            sig = "(...)"
+        funcs.append((f"{modname}.{name}", sig, first))
+        if inspect.isfunction(obj):
+            try:
+                src = inspect.getsource(obj)
+            except (OSError, TypeError):
+                continue
+            if 120 <= len(src) <= 2500:
+                snippets.append((f"{modname}.{name}", src))
 
 
 def _doc_topics() -> list[tuple[str, str]]:

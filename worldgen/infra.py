@@ -136,7 +136,7 @@ class Client:
 
 
 def ja3(label: str) -> str:
-    return hashlib.md5(label.encode()).hexdigest()  # noqa: S324 - an opaque fingerprint, not security
+    return hashlib.md5(label.encode()).hexdigest()  # an opaque fingerprint, not a security use
 
 
 # family: (user-agent templates, TLS stack label, version pool, sends conversation id, stream probability)

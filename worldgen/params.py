@@ -48,6 +48,7 @@ def _models(rng: np.random.Generator, t0: float, days: int) -> dict:
 
 
 def _legit(rng: np.random.Generator, scale: float) -> dict:
+    vf = _volume_factor(scale)
     n = max(20, round(loguniform(rng, 1700, 7500) * scale))
     # the heavy and special-purpose types together are a few percent of accounts; chat users are the rest
     mix = rng.dirichlet(np.array([4.0, 1.2, 0.8, 0.6, 0.5]) * 8) * float(rng.uniform(0.05, 0.11))
@@ -59,14 +60,14 @@ def _legit(rng: np.random.Generator, scale: float) -> dict:
         "chat_user": {"sessions_median": loguniform(rng, 1.4, 4.0), "sessions_sigma": float(rng.uniform(0.9, 1.35)),
                       "turns_mean": float(rng.uniform(1.4, 3.2)), "paid_share": float(rng.uniform(0.15, 0.4)),
                       "kind_mix": rng.dirichlet([40, 4, 2.5, 2, 1.5]).round(3).tolist()},
-        "agentic_developer": {"team_size_mean": float(rng.uniform(1.5, 5)), "sessions_per_day_median": loguniform(rng, 1.2, 4.5),
+        "agentic_developer": {"team_size_mean": float(rng.uniform(1.5, 5)), "sessions_per_day_median": loguniform(rng, 0.8, 3.0) * vf,
                               "turns_median": float(rng.uniform(5, 14)), "heavy_share": float(rng.uniform(0.04, 0.18)),
                               "heavy_factor": float(rng.uniform(4, 14))},
-        "eval_runner": {"runs_max": int(rng.integers(2, 6)), "run_size_min": 40, "run_size_max": 1319,
+        "eval_runner": {"runs_max": int(rng.integers(1, 4)), "run_size_min": 30, "run_size_max": max(40, round(loguniform(rng, 300, 1319) * vf)),
                         "rerun_on_release_p": float(rng.uniform(0.4, 0.9)), "bench_mix": rng.dirichlet([5, 3, 2]).round(3).tolist()},
-        "grader_team": {"team_size_mean": float(rng.uniform(1.2, 3)), "jobs_per_workday": float(rng.uniform(0.4, 2.0)),
-                        "job_size_median": loguniform(rng, 30, 220)},
-        "saas_app": {"per_day_median": loguniform(rng, 60, 450), "per_day_sigma": float(rng.uniform(0.7, 1.2))},
+        "grader_team": {"team_size_mean": float(rng.uniform(1.2, 3)), "jobs_per_workday": float(rng.uniform(0.3, 1.2)),
+                        "job_size_median": loguniform(rng, 20, 120) * vf},
+        "saas_app": {"per_day_median": loguniform(rng, 40, 250) * vf, "per_day_sigma": float(rng.uniform(0.6, 1.0))},
         "classroom": {"n_classes": max(1, round(int(rng.integers(1, 9)) * min(1.0, scale * 4))), "class_size_min": 12,
                       "class_size_max": 120, "lab_attendance": float(rng.uniform(0.6, 0.95))},
         "safety_researcher": {"per_day_median": loguniform(rng, 12, 70), "lab_size_mean": float(rng.uniform(1.2, 3))},
@@ -82,7 +83,14 @@ def _legit(rng: np.random.Generator, scale: float) -> dict:
     }
 
 
+def _volume_factor(scale: float) -> float:
+    """Below scale 1 the heaviest per-account volumes shrink too (by the square root), so small test
+    worlds stay small; at scale 1 and above volumes per account are as drawn."""
+    return min(1.0, scale) ** 0.5
+
+
 def _campaign(seed: int, profile: str, i: int, shape: str, days: int, scale: float) -> dict:
+    vf = _volume_factor(scale)
     rng = np_stream(seed, "campaign", i)
     tactic_rng = np_stream(seed, "tactic", i)
     tactic = profile if profile != "mixed" else ("evasive" if tactic_rng.random() < 0.5 else "naive")
@@ -97,12 +105,12 @@ def _campaign(seed: int, profile: str, i: int, shape: str, days: int, scale: flo
                "operator_tz": float(rng.choice([8, 8, 3, 1, -5, 5.5, 7, 9])),
                "ordinary_share": float(rng.uniform(0.1, 0.35)) if ev else 0.0}
     if shape == "few-huge":
-        c |= {"per_account_per_day": loguniform(rng, 150, 1400) * (float(rng.uniform(0.3, 0.6)) if ev else 1.0),
+        c |= {"per_account_per_day": loguniform(rng, 130, 1100) * (float(rng.uniform(0.3, 0.6)) if ev else 1.0) * vf,
               "turns_median": float(rng.uniform(5, 14)), "move_share": float(rng.uniform(0.45, 0.9)),
               "move_delay_hours": float(rng.uniform(1, 20)), "kind_mix": rng.dirichlet([7, 1.5, 1.5]).round(3).tolist(),
               "n_shared_ips": int(rng.integers(1, 4)), "n_shared_cards": int(rng.integers(1, 3))}
     elif shape == "synchronized":
-        c |= {"per_account_per_day": loguniform(rng, 50, 420) * (float(rng.uniform(0.4, 0.8)) if ev else 1.0),
+        c |= {"per_account_per_day": loguniform(rng, 40, 260) * (float(rng.uniform(0.4, 0.8)) if ev else 1.0) * vf,
               "family_mix": rng.dirichlet([6, 2.5, 1.2, 1.0]).round(3).tolist(),
               "tick_jitter": 0.02 if not ev else 0.9, "n_shared_ips": int(rng.integers(2, 5)),
               "n_shared_cards": int(rng.integers(1, 4)), "card_group_size": int(rng.integers(2, 6)),
@@ -115,7 +123,7 @@ def _campaign(seed: int, profile: str, i: int, shape: str, days: int, scale: flo
               "n_egress_ips": int(rng.integers(5, 40)), "wave_size_max": int(rng.integers(50, 500)),
               "move_share": float(rng.uniform(0.3, 0.8)) if ev else 0.0}
     else:
-        c |= {"per_account_per_day": loguniform(rng, 8, 120), "active_day_p": float(rng.uniform(0.3, 0.8)),
+        c |= {"per_account_per_day": loguniform(rng, 4, 40), "active_day_p": float(rng.uniform(0.3, 0.8)),
               "rare_tls_share": float(rng.uniform(0.25, 0.5)) if ev else float(rng.uniform(0.8, 1.0)),
               "card_share": float(rng.uniform(0.1, 0.3)) if ev else float(rng.uniform(0.5, 0.9)),
               "n_subnets": int(rng.integers(3, 7)), "capabilities_per_account": [1, 3],
@@ -135,13 +143,14 @@ def draw_world(seed: int, profile: str, scale: float, days: int | None) -> dict:
     extra = int(rng.integers(0, 4))
     for _ in range(extra):
         s = str(rng.choice(SHAPES, p=[0.25, 0.3, 0.15, 0.3]))
-        if shapes.count(s) < 2:
+        if shapes.count(s) < (1 if s == "hydra" else 2):
             shapes.append(s)
     legit = _legit(np_stream(seed, "legit-params"), scale)
     return {
         "seed": seed,
         "profile": profile,
         "scale": scale,
+        "volume_factor": _volume_factor(scale),
         "window": {"start": start.isoformat(), "t0": t0, "days": n_days, "start_weekday": start.weekday()},
         "models": _models(np_stream(seed, "models"), t0, n_days),
         "gateway_offsets": [0.0] if rng.random() < 0.5 else [0.0, -5.0, 1.0, 8.0],

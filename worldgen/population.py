@@ -181,7 +181,7 @@ def build_chat_users(b: Builder, n: int) -> None:
                              created_at=b.created_before(rng), verified=paid or rng.random() < 0.5,
                              email_domain=I.consumer_domain(rng), payment=I.payment_fp(rng) if paid else None, org_id=None,
                              addrs=addrs, addr_w=aw, clients=clients, client_w=[1.0, 0.3][: len(clients)])
-        n_sess = max(1, int(round(npr.lognormal(math.log(p["sessions_median"]), p["sessions_sigma"]))))
+        n_sess = max(1, round(float(npr.lognormal(math.log(p["sessions_median"]), p["sessions_sigma"]))))
         n_sess = min(n_sess, 400)
         mask = _active_days(npr, b, 1 + npr.poisson(n_sess / 2.2), 1.15)
         starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "evening", mask, float(npr.uniform(-2.5, 2.5)))
@@ -241,7 +241,7 @@ def build_developers(b: Builder, n: int) -> None:
             tool = team_tool if rng.random() < 0.7 else rng.randrange(len(W.DEV_TOOLS))
             heavy = p["heavy_factor"] if rng.random() < p["heavy_share"] else 1.0
             per_day = float(npr.lognormal(math.log(p["sessions_per_day_median"]), 0.7)) * heavy
-            mask = _active_days(npr, b, int(npr.integers(2, b.days + 1)), 0.25)
+            mask = _active_days(npr, b, int(npr.integers(min(2, b.days), b.days + 1)), 0.25)
             n_sess = int(npr.poisson(per_day * max(1, (mask > 0).sum())))
             if n_sess == 0:
                 n_sess = 1
@@ -307,7 +307,8 @@ def build_graders(b: Builder, n: int, n_corpus_rubrics: int) -> None:
         tier = rng.choice(("enterprise", "paid", "startup"))
         for _ in range(size):
             acct = _member(b, rng, org, "grader_team", tier, [b.client(rng, I.SERVER_CLIENT_WEIGHTS)])
-            models = b.legit_models(rng, "grader_team", conc=0.8)
+            weights, adopt = b.legit_models(rng, "grader_team", conc=0.8)
+            models = ({max(weights, key=weights.get): 1.0}, adopt)  # a pipeline is configured with one judge model
             act = b.activity(acct, "grader", params=params, models=models, max_tokens=(rng.choice((256, 512, 1024, 2048)),),
                              temperature=(0.0,), error_429=0.01)
             workdays = [d for d in range(b.days) if (b.weekday + d) % 7 < 5 or rng.random() < 0.1]
@@ -337,7 +338,7 @@ def build_researchers(b: Builder, n: int) -> None:
             acct = _member(b, rng, org, "safety_researcher", rng.choice(("research", "research", "enterprise")),
                            [b.client(rng, I.DEVELOPER_CLIENT_WEIGHTS)])
             weights, adopt = b.legit_models(rng, "safety_researcher", conc=1.0)
-            mask = _active_days(npr, b, int(npr.integers(2, b.days + 1)), 0.2)
+            mask = _active_days(npr, b, int(npr.integers(min(2, b.days), b.days + 1)), 0.2)
             per_day = float(npr.lognormal(math.log(p["per_day_median"]), 0.7))
             n_sess = max(1, int(npr.poisson(per_day * (mask > 0).sum() / 1.6)))
             starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "developer", mask)
@@ -415,7 +416,6 @@ def build_classrooms(b: Builder) -> int:
                                  verified=True, email_domain=uni["domain"], payment=None, org_id=org, addrs=home, addr_w=hw,
                                  clients=[lab_client, b.client(rng, I.CONSUMER_CLIENT_WEIGHTS)], client_w=[1.0, 0.5])
             models = b.legit_models(rng, "classroom", conc=3.0)
-            n_lab = 0
             lab_starts: list[float] = []
             for d in meet_days:
                 if rng.random() < p["lab_attendance"]:

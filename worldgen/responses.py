@@ -49,7 +49,7 @@ def render_text(rng: random.Random, c: Corpora, style: str, tokens: int) -> str:
         out.append(f"Final answer: {rng.randint(1, 5000)}")
         return "\n\n".join(out)[: budget + 40]
     if style == "code":
-        name, src = c.code_snippets[rng.randrange(len(c.code_snippets))]
+        src = c.code_snippets[rng.randrange(len(c.code_snippets))][1]
         intro: list[str] = []
         _fill_prose(rng, c, min(400, budget // 3), intro)
         body = src

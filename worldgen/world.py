@@ -27,7 +27,7 @@ from .timing import turn_offsets
 from .writers import WRITERS, GzipSink
 
 # clients keep only the latest turns of a long conversation in the request (context trimming)
-_HISTORY_KEEP = 10
+_HISTORY_KEEP = 8
 _REASONING_MEDIAN = {"steps": 1400, "rubric": 700, "code": 900, "list": 600, "prose": 350, "json": 120, "toolcall": 150}
 
 
@@ -72,7 +72,6 @@ def plan_sessions(b: Builder) -> Plan:
             offs = turn_offsets(npr, nturns, batch.median_gap, batch.gap_sigma)
             ts = np.repeat(starts, nturns) + offs
             local = np.repeat(np.arange(starts.size), nturns)
-            turn = offs * 0
             first = np.concatenate(([0], np.cumsum(nturns)[:-1]))
             turn = np.arange(ts.size) - np.repeat(first, nturns)
             inside = ts < b.t_end
@@ -129,7 +128,8 @@ class Materializer:
             conv.inputs.append(("user", rng.choice(pool)))
         a = act.account
         addrs = act.addrs or a.addrs
-        addr = addrs[0] if len(addrs) == 1 else rng.choices(addrs, act.addrs and [1.0] * len(addrs) or a.addr_weights)[0]
+        weights = [1.0] * len(addrs) if act.addrs else a.addr_weights
+        addr = addrs[0] if len(addrs) == 1 else rng.choices(addrs, weights)[0]
         client = act.client or (a.clients[0] if len(a.clients) == 1 else rng.choices(a.clients, a.client_weights)[0])
         conv_id = f"conv_{rng.getrandbits(80):020x}" if client.sends_conversation_id or (n > 1 and rng.random() < 0.15) else None
         conv.infra = (addr, client, rng.choice(a.api_keys), conv_id, rng.choice(act.max_tokens), rng.choice(act.temperature),
