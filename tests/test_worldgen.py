@@ -18,10 +18,26 @@ SCALE, DAYS = 0.05, 3
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")
 
 OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
-    "system": (str,), "org_id": (str,), "api_key_id": (str,), "conversation_id": (str,), "ip": (str,), "asn": (int,),
-    "country": (str,), "user_agent": (str,), "tls_fingerprint": (str,), "payment_fingerprint": (str,), "max_tokens": (int,),
-    "temperature": (int, float), "tools": (list,), "stream": (bool,), "response_text": (str,), "input_tokens": (int,),
-    "output_tokens": (int,), "reasoning_tokens": (int,), "stop_reason": (str,), "status": (int,),
+    "system": (str,),
+    "org_id": (str,),
+    "api_key_id": (str,),
+    "conversation_id": (str,),
+    "ip": (str,),
+    "asn": (int,),
+    "country": (str,),
+    "user_agent": (str,),
+    "tls_fingerprint": (str,),
+    "payment_fingerprint": (str,),
+    "max_tokens": (int,),
+    "temperature": (int, float),
+    "tools": (list,),
+    "stream": (bool,),
+    "response_text": (str,),
+    "input_tokens": (int,),
+    "output_tokens": (int,),
+    "reasoning_tokens": (int,),
+    "stop_reason": (str,),
+    "status": (int,),
 }
 REQUIRED = ("request_id", "ts", "account_id", "model", "messages")
 
@@ -88,7 +104,15 @@ def test_truth_is_consistent(worlds: dict[str, Path], shape: str) -> None:
             assert r["campaign_shape"] in ("few-huge", "synchronized", "hydra", "spread")
         else:
             assert r["label"] == "legit" and r["campaign_id"] == "" and r["campaign_shape"] == ""
-            assert r["actor_type"] in ("chat_user", "agentic_developer", "eval_runner", "grader_team", "saas_app", "classroom", "safety_researcher")
+            assert r["actor_type"] in (
+                "chat_user",
+                "agentic_developer",
+                "eval_runner",
+                "grader_team",
+                "saas_app",
+                "classroom",
+                "safety_researcher",
+            )
     assert {r["campaign_id"] for r in truth.values() if r["label"] == "campaign"} == set(shapes)
     harvesters = {acct for acct, h in ex_truth.values() if h == 1}
     assert harvesters, "a world has harvest traffic"
@@ -104,7 +128,11 @@ def test_contract_types(worlds: dict[str, Path]) -> None:
         assert set(r) <= allowed
         for k in REQUIRED:
             assert k in r
-        assert isinstance(r["request_id"], str) and isinstance(r["account_id"], str) and isinstance(r["model"], str)
+        assert (
+            isinstance(r["request_id"], str)
+            and isinstance(r["account_id"], str)
+            and isinstance(r["model"], str)
+        )
         assert RFC3339.match(r["ts"]), r["ts"]
         assert isinstance(r["messages"], list) and r["messages"]
         for m in r["messages"]:
@@ -123,8 +151,25 @@ def test_contract_types(worlds: dict[str, Path]) -> None:
 
 
 def test_access_log_fields(worlds: dict[str, Path]) -> None:
-    names = {"timestamp", "request_id", "account_id", "model", "prompt", "system_prompt", "ip_address", "asn_number", "country_code",
-             "user_agent", "ja3_hash", "payment_method_hash", "max_tokens", "token_count", "prompt_tokens", "finish_reason", "status"}
+    names = {
+        "timestamp",
+        "request_id",
+        "account_id",
+        "model",
+        "prompt",
+        "system_prompt",
+        "ip_address",
+        "asn_number",
+        "country_code",
+        "user_agent",
+        "ja3_hash",
+        "payment_method_hash",
+        "max_tokens",
+        "token_count",
+        "prompt_tokens",
+        "finish_reason",
+        "status",
+    }
     for r in _jsonl(worlds["access-log"] / "access.jsonl.gz"):
         assert set(r) == names
         assert r["max_tokens"] == "-" or int(r["max_tokens"]) > 0
@@ -151,6 +196,9 @@ def test_detector_does_not_know_the_generator() -> None:
     src = ROOT / "src" / "distillguard"
     if not src.is_dir():
         pytest.skip("no detector source in this checkout")
-    offenders = [str(p.relative_to(ROOT)) for p in sorted(src.rglob("*")) if p.is_file()
-                 and b"worldgen" in p.read_bytes().lower()]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sorted(src.rglob("*"))
+        if p.is_file() and b"worldgen" in p.read_bytes().lower()
+    ]
     assert offenders == []

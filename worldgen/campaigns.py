@@ -20,18 +20,29 @@ from .population import Builder, _geom_turns, _lognormal_turns
 from .rand import np_stream, probs, py_stream
 from .timing import DAY, diurnal_times, regular_times
 
-_THROWAWAY_DOMAINS = ("inboxkit.net", "mailnest.org", "quickpost.email", "fastbox.cc", "nulmail.io", "postdrop.me")
+_THROWAWAY_DOMAINS = (
+    "inboxkit.net",
+    "mailnest.org",
+    "quickpost.email",
+    "fastbox.cc",
+    "nulmail.io",
+    "postdrop.me",
+)
 _SHELL_WORDS = ("apex", "nova", "prime", "zen", "core", "meta", "omni", "star")
 _SHELL_NOUNS = ("tech", "soft", "data", "cloud", "ai", "systems", "digital")
 
 
-def _campaign_models(b: Builder, c: dict, rng: random.Random, base: dict[int, float] | None = None) -> tuple[dict[int, float], list]:
+def _campaign_models(
+    b: Builder, c: dict, rng: random.Random, base: dict[int, float] | None = None
+) -> tuple[dict[int, float], list]:
     weights = base or {0: 0.85, 1: 0.15}
     adopt = []
     share = c.get("move_share", 0.0)
     if share > 0:
         for j in range(b.n_existing, len(b.models)):
-            t = b.models[j]["released_at"] + c.get("move_delay_hours", rng.uniform(2, 24)) * 3600 * rng.uniform(0.7, 1.3)
+            t = b.models[j]["released_at"] + c.get(
+                "move_delay_hours", rng.uniform(2, 24)
+            ) * 3600 * rng.uniform(0.7, 1.3)
             adopt.append((j, t, min(0.98, share * rng.uniform(0.85, 1.1))))
     return weights, adopt
 
@@ -42,12 +53,16 @@ def _created(b: Builder, rng: random.Random, ev: bool, burst_at: float) -> float
     return burst_at + rng.uniform(0, 3 * 3600)  # a registration script: one afternoon
 
 
-def _ordinary(b: Builder, acct: Account, share: float, harvest_sessions: int, npr: np.random.Generator, models: tuple) -> None:
+def _ordinary(
+    b: Builder, acct: Account, share: float, harvest_sessions: int, npr: np.random.Generator, models: tuple
+) -> None:
     """Real-looking traffic an evasive operator mixes in to dilute the account's profile."""
     if share <= 0 or harvest_sessions <= 0:
         return
     k = max(1, int(npr.poisson(harvest_sessions * share / (1 - share))))
-    act = b.activity(acct, random.Random(acct.idx).choice(("chat", "coding_help", "math_homework")), models=models)
+    act = b.activity(
+        acct, random.Random(acct.idx).choice(("chat", "coding_help", "math_homework")), models=models
+    )
     starts = diurnal_times(npr, k, b.t0, b.days, acct.tz, "evening", b.dayw(1.0))
     act.batches.append(SessionBatch(starts, _geom_turns(npr, k, 2.0), 45.0, 1.0))
 
@@ -70,7 +85,11 @@ def build_few_huge(b: Builder, c: dict) -> None:
     ev = c["tactic"] == "evasive"
     net = b.nets.pick(rng, "cloud")
     shared_ips = [b.nets.address(rng, net, v6=False) for _ in range(c["n_shared_ips"])]
-    harness = I.make_client(rng, rng.choice(("httpx", "go", "openai-python", "aiohttp")), tls_override=I.ja3(f"harness:{c['campaign_id']}"))
+    harness = I.make_client(
+        rng,
+        rng.choice(("httpx", "go", "openai-python", "aiohttp")),
+        tls_override=I.ja3(f"harness:{c['campaign_id']}"),
+    )
     cards = [I.payment_fp(rng) for _ in range(c["n_shared_cards"])]
     shell = I.company_domain(rng, _SHELL_WORDS, _SHELL_NOUNS)
     burst = b.t0 - rng.uniform(5, 40) * DAY
@@ -85,32 +104,64 @@ def build_few_huge(b: Builder, c: dict) -> None:
         else:
             addrs, aw, country = shared_ips, [1.0] * len(shared_ips), net.country
             clients, card, domain = [harness], rng.choice(cards), shell
-        acct = b.add_account(rng, actor_type=c["kind"], tier=rng.choice(("paid", "enterprise")), country=country,
-                             created_at=_created(b, rng, ev, burst), verified=ev or rng.random() < 0.3, email_domain=domain,
-                             payment=card, org_id=None, addrs=addrs, addr_w=aw, clients=clients, label="campaign",
-                             campaign=(c["campaign_id"], c["shape"]), tactic=c["tactic"], tz=c["operator_tz"])
+        acct = b.add_account(
+            rng,
+            actor_type=c["kind"],
+            tier=rng.choice(("paid", "enterprise")),
+            country=country,
+            created_at=_created(b, rng, ev, burst),
+            verified=ev or rng.random() < 0.3,
+            email_domain=domain,
+            payment=card,
+            org_id=None,
+            addrs=addrs,
+            addr_w=aw,
+            clients=clients,
+            label="campaign",
+            campaign=(c["campaign_id"], c["shape"]),
+            tactic=c["tactic"],
+            tz=c["operator_tz"],
+        )
         models = _campaign_models(b, c, rng)
         per_day = c["per_account_per_day"] * rng.uniform(0.7, 1.3)
         turns_med = c["turns_median"]
         n_sess = int(per_day * (b.days - c["start_day"]) / turns_med)
         if ev:
-            starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "developer", b.dayw(0.8), float(npr.uniform(-2, 2)))
+            starts = diurnal_times(
+                npr, n_sess, b.t0, b.days, acct.tz, "developer", b.dayw(0.8), float(npr.uniform(-2, 2))
+            )
             starts = starts[starts >= start]
             gap, sigma = 18.0, 0.9
         else:
-            starts = regular_times(npr, start + rng.uniform(0, 60), b.t_end, 86400.0 / (per_day / turns_med), 0.1)
+            starts = regular_times(
+                npr, start + rng.uniform(0, 60), b.t_end, 86400.0 / (per_day / turns_med), 0.1
+            )
             gap, sigma = 4.0, 0.25
         mix = npr.choice(3, size=starts.size, p=probs(c["kind_mix"]))
         for k, kind in enumerate(kinds):
             sel = mix == k
             if not sel.any():
                 continue
-            params = {"tools": tools if not ev else W.DEV_TOOLS[rng.randrange(len(W.DEV_TOOLS))],
-                      "system": None if ev else W.HARVEST_CODING_SYSTEM[0][0], "templates": [0, 1, 3] if not ev else None}
-            act = b.activity(acct, kind, harvest=True, params=params, models=models,
-                             max_tokens=(8192,) if not ev else (4096, 8192, 16000, None), temperature=(1.0,) if not ev else (None, 0.7, 1.0, 0.2),
-                             error_429=0.03 if not ev else 0.008)
-            nt = _lognormal_turns(npr, int(sel.sum()), turns_med, 0.5 if not ev else 0.8, 60) if kind != "h_coding" else np.ones(int(sel.sum()), dtype=np.int32)
+            params = {
+                "tools": tools if not ev else W.DEV_TOOLS[rng.randrange(len(W.DEV_TOOLS))],
+                "system": None if ev else W.HARVEST_CODING_SYSTEM[0][0],
+                "templates": [0, 1, 3] if not ev else None,
+            }
+            act = b.activity(
+                acct,
+                kind,
+                harvest=True,
+                params=params,
+                models=models,
+                max_tokens=(8192,) if not ev else (4096, 8192, 16000, None),
+                temperature=(1.0,) if not ev else (None, 0.7, 1.0, 0.2),
+                error_429=0.03 if not ev else 0.008,
+            )
+            nt = (
+                _lognormal_turns(npr, int(sel.sum()), turns_med, 0.5 if not ev else 0.8, 60)
+                if kind != "h_coding"
+                else np.ones(int(sel.sum()), dtype=np.int32)
+            )
             act.batches.append(SessionBatch(starts[sel], nt, gap, sigma))
         _ordinary(b, acct, c["ordinary_share"], int(starts.size), npr, models)
 
@@ -143,10 +194,26 @@ def build_synchronized(b: Builder, c: dict) -> None:
         else:
             addrs, aw, country = shared_ips, [1.0] * len(shared_ips), net.country
             clients, card, dom = [client], cards[i % len(cards)], domain
-        accounts.append(b.add_account(rng, actor_type=c["kind"], tier=rng.choice(("paid", "paid", "free")), country=country,
-                                      created_at=_created(b, rng, ev, burst), verified=ev and rng.random() < 0.7, email_domain=dom,
-                                      payment=card, org_id=None, addrs=addrs, addr_w=aw, clients=clients, label="campaign",
-                                      campaign=(c["campaign_id"], c["shape"]), tactic=c["tactic"], tz=c["operator_tz"]))
+        accounts.append(
+            b.add_account(
+                rng,
+                actor_type=c["kind"],
+                tier=rng.choice(("paid", "paid", "free")),
+                country=country,
+                created_at=_created(b, rng, ev, burst),
+                verified=ev and rng.random() < 0.7,
+                email_domain=dom,
+                payment=card,
+                org_id=None,
+                addrs=addrs,
+                addr_w=aw,
+                clients=clients,
+                label="campaign",
+                campaign=(c["campaign_id"], c["shape"]),
+                tactic=c["tactic"],
+                tz=c["operator_tz"],
+            )
+        )
     rate = n * c["per_account_per_day"]  # requests per day across the fleet
     start = b.t0 + c["start_day"] * DAY
     if ev:
@@ -160,10 +227,16 @@ def build_synchronized(b: Builder, c: dict) -> None:
     tags = np.arange(ticks.size)
     # the scheduler works through one family at a time, in blocks, across all accounts at once
     blocks = tags // 25
-    fam_of_block = npr.choice(len(_SYNC_FAMILIES), size=int(blocks.max()) + 1 if blocks.size else 1, p=probs(c["family_mix"]))
+    fam_of_block = npr.choice(
+        len(_SYNC_FAMILIES), size=int(blocks.max()) + 1 if blocks.size else 1, p=probs(c["family_mix"])
+    )
     fam = fam_of_block[blocks] if blocks.size else blocks
-    templates = {"h_reasoning": rng.sample(range(len(W.REASONING_RECONSTRUCTION)), 3), "h_rubric": rng.sample(range(len(W.RUBRIC_GRADING)), 2),
-                 "h_rewrite": rng.sample(range(len(W.CENSORSHIP_REWRITE)), 2), "h_orca": []}
+    templates = {
+        "h_reasoning": rng.sample(range(len(W.REASONING_RECONSTRUCTION)), 3),
+        "h_rubric": rng.sample(range(len(W.RUBRIC_GRADING)), 2),
+        "h_rewrite": rng.sample(range(len(W.CENSORSHIP_REWRITE)), 2),
+        "h_orca": [],
+    }
     for i, acct in enumerate(accounts):
         models = _campaign_models(b, c, rng, {0: 1.0})
         mine = owner == i
@@ -172,10 +245,21 @@ def build_synchronized(b: Builder, c: dict) -> None:
             if not sel.any():
                 continue
             params = {"templates": templates[kind] if not ev else None, "corpus_rubric_share": 0.3}
-            act = b.activity(acct, kind, harvest=True, params=params, models=models,
-                             max_tokens=(8192,) if not ev else (4096, 8192, 16000, None), temperature=(0.7,) if not ev else (None, 0.5, 0.7, 1.0),
-                             error_429=0.02 if not ev else 0.005)
-            act.batches.append(SessionBatch(ticks[sel], np.ones(int(sel.sum()), dtype=np.int32), 1.0, 0.1, None if ev else tags[sel]))
+            act = b.activity(
+                acct,
+                kind,
+                harvest=True,
+                params=params,
+                models=models,
+                max_tokens=(8192,) if not ev else (4096, 8192, 16000, None),
+                temperature=(0.7,) if not ev else (None, 0.5, 0.7, 1.0),
+                error_429=0.02 if not ev else 0.005,
+            )
+            act.batches.append(
+                SessionBatch(
+                    ticks[sel], np.ones(int(sel.sum()), dtype=np.int32), 1.0, 0.1, None if ev else tags[sel]
+                )
+            )
         _ordinary(b, acct, c["ordinary_share"], int(mine.sum()), npr, models)
 
 
@@ -192,7 +276,9 @@ def build_hydra(b: Builder, c: dict) -> None:
     nets = [b.nets.pick(rng, "cloud") for _ in range(rng.randint(1, 2))]
     egress = [b.nets.address(rng, rng.choice(nets), v6=False) for _ in range(c["n_egress_ips"])]
     gateway = I.make_client(rng, rng.choice(("go", "axios", "aiohttp", "java")))
-    edu_domains = [I.university_domain(rng, rng.choice(("US", "GB", "AU", "JP"))) for _ in range(rng.randint(2, 6))]
+    edu_domains = [
+        I.university_domain(rng, rng.choice(("US", "GB", "AU", "JP"))) for _ in range(rng.randint(2, 6))
+    ]
     startup_domains = [I.company_domain(rng, _SHELL_WORDS, _SHELL_NOUNS) for _ in range(rng.randint(2, 8))]
     startup_cards = [I.payment_fp(rng) for _ in range(rng.randint(1, 5))]
     tiers = list(c["tier_mix"])
@@ -207,9 +293,16 @@ def build_hydra(b: Builder, c: dict) -> None:
         if ev:
             addrs, aw, country = _evasive_addrs(b, rng)
             clients = [b.client(rng, I.DEVELOPER_CLIENT_WEIGHTS | I.CONSUMER_CLIENT_WEIGHTS)]
-            created = b.created_before(rng, 3, 200) if rng.random() < 0.7 else first - rng.uniform(1, 72) * 3600
-            dom = (I.university_domain(rng, rng.choice(("US", "GB", "AU", "JP", "DE"))) if tier in ("education", "research")
-                   else I.consumer_domain(rng) if tier == "free" else I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS))
+            created = (
+                b.created_before(rng, 3, 200) if rng.random() < 0.7 else first - rng.uniform(1, 72) * 3600
+            )
+            dom = (
+                I.university_domain(rng, rng.choice(("US", "GB", "AU", "JP", "DE")))
+                if tier in ("education", "research")
+                else I.consumer_domain(rng)
+                if tier == "free"
+                else I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS)
+            )
             card = None if tier != "startup" or rng.random() < 0.6 else I.payment_fp(rng)
         else:
             addrs, aw, country = egress, [1.0] * len(egress), rng.choice(("US", "SG", "HK", "JP"))
@@ -218,11 +311,32 @@ def build_hydra(b: Builder, c: dict) -> None:
                 wave_at, wave_left = first - rng.uniform(2, 48) * 3600, rng.randint(10, c["wave_size_max"])
             wave_left -= 1
             created = min(wave_at + rng.uniform(0, 1800), first - 60)
-            dom = rng.choice(edu_domains) if tier in ("education", "research") else rng.choice(startup_domains) if tier == "startup" else rng.choice(_THROWAWAY_DOMAINS)
+            dom = (
+                rng.choice(edu_domains)
+                if tier in ("education", "research")
+                else rng.choice(startup_domains)
+                if tier == "startup"
+                else rng.choice(_THROWAWAY_DOMAINS)
+            )
             card = rng.choice(startup_cards) if tier == "startup" else None
-        acct = b.add_account(rng, actor_type=c["kind"], tier=tier, country=country, created_at=created, verified=tier in ("education", "research"),
-                             email_domain=dom, payment=card, org_id=None, addrs=addrs, addr_w=aw, clients=clients, label="campaign",
-                             campaign=(c["campaign_id"], c["shape"]), tactic=c["tactic"], tz=c["operator_tz"])
+        acct = b.add_account(
+            rng,
+            actor_type=c["kind"],
+            tier=tier,
+            country=country,
+            created_at=created,
+            verified=tier in ("education", "research"),
+            email_domain=dom,
+            payment=card,
+            org_id=None,
+            addrs=addrs,
+            addr_w=aw,
+            clients=clients,
+            label="campaign",
+            campaign=(c["campaign_id"], c["shape"]),
+            tactic=c["tactic"],
+            tz=c["operator_tz"],
+        )
         if ev:
             acct.rotate = "request"
             acct.rotate_pool = ("residential", None)
@@ -235,16 +349,30 @@ def build_hydra(b: Builder, c: dict) -> None:
             if count <= 0:
                 continue
             pool = _HYDRA_HARVEST if is_h else _HYDRA_CUSTOMER
-            kinds = npr.choice(len(pool), size=count, p=probs(c["harvest_mix"]) if is_h else [0.6, 0.2, 0.12, 0.08])
+            kinds = npr.choice(
+                len(pool), size=count, p=probs(c["harvest_mix"]) if is_h else [0.6, 0.2, 0.12, 0.08]
+            )
             if ev:
                 times = np.sort(first + npr.random(count) * (end - first))
             else:
                 times = first + np.arange(count) * ((end - first) / count) + npr.uniform(0, 30, size=count)
             for k in np.unique(kinds):
                 sel = kinds == k
-                act = b.activity(acct, pool[int(k)], harvest=is_h, params={"tools": W.DEV_TOOLS[0], "templates": [0, 2, 5] if not ev else None},
-                                 models=models, max_tokens=(4096,) if not ev else (None, 2048, 4096, 8192), temperature=(None,), error_429=0.01)
-                nt = np.ones(int(sel.sum()), dtype=np.int32) if is_h and pool[int(k)] != "h_agentic_coding" else _geom_turns(npr, int(sel.sum()), 1.8, 6)
+                act = b.activity(
+                    acct,
+                    pool[int(k)],
+                    harvest=is_h,
+                    params={"tools": W.DEV_TOOLS[0], "templates": [0, 2, 5] if not ev else None},
+                    models=models,
+                    max_tokens=(4096,) if not ev else (None, 2048, 4096, 8192),
+                    temperature=(None,),
+                    error_429=0.01,
+                )
+                nt = (
+                    np.ones(int(sel.sum()), dtype=np.int32)
+                    if is_h and pool[int(k)] != "h_agentic_coding"
+                    else _geom_turns(npr, int(sel.sum()), 1.8, 6)
+                )
                 act.batches.append(SessionBatch(times[sel], nt, 20.0, 0.6))
 
 
@@ -266,18 +394,42 @@ def build_spread(b: Builder, c: dict) -> None:
     for _ in range(c["n_accounts"]):
         tier = rng.choices(("free", "paid", "startup", "enterprise", "research"), (3, 3.5, 1.5, 1, 1))[0]
         fam = I.pick_family(rng, I.DEVELOPER_CLIENT_WEIGHTS | I.SERVER_CLIENT_WEIGHTS)
-        client: Client = I.make_client(rng, fam, tls_override=rare_tls if rng.random() < c["rare_tls_share"] else None)
+        client: Client = I.make_client(
+            rng, fam, tls_override=rare_tls if rng.random() < c["rare_tls_share"] else None
+        )
         if not ev and rng.random() < 0.6:
             base = rng.choice(subnets)
             addrs, country = [b.nets.subnet_address(rng, base)], b.country(rng)
         else:
             addrs, _, country = _evasive_addrs(b, rng)
-        card = rng.choice(cards) if rng.random() < c["card_share"] else (I.payment_fp(rng) if tier != "free" else None)
-        dom = I.consumer_domain(rng) if rng.random() < 0.5 else I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS)
-        acct = b.add_account(rng, actor_type=c["kind"], tier=tier, country=country, created_at=b.created_before(rng, 4, 300),
-                             verified=rng.random() < 0.6, email_domain=dom, payment=card if tier != "free" else None, org_id=None,
-                             addrs=addrs, addr_w=[1.0], clients=[client], label="campaign",
-                             campaign=(c["campaign_id"], c["shape"]), tactic=c["tactic"], tz=float(rng.choice((-8, -5, 0, 1, 3, 5.5, 8, 9))))
+        card = (
+            rng.choice(cards)
+            if rng.random() < c["card_share"]
+            else (I.payment_fp(rng) if tier != "free" else None)
+        )
+        dom = (
+            I.consumer_domain(rng)
+            if rng.random() < 0.5
+            else I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS)
+        )
+        acct = b.add_account(
+            rng,
+            actor_type=c["kind"],
+            tier=tier,
+            country=country,
+            created_at=b.created_before(rng, 4, 300),
+            verified=rng.random() < 0.6,
+            email_domain=dom,
+            payment=card if tier != "free" else None,
+            org_id=None,
+            addrs=addrs,
+            addr_w=[1.0],
+            clients=[client],
+            label="campaign",
+            campaign=(c["campaign_id"], c["shape"]),
+            tactic=c["tactic"],
+            tz=float(rng.choice((-8, -5, 0, 1, 3, 5.5, 8, 9))),
+        )
         models = _campaign_models(b, c, rng, {0: 0.7, 1: 0.3})
         caps = rng.sample(_SPREAD_KINDS, rng.randint(lo, hi))
         per_day = c["per_account_per_day"] * math.exp(rng.gauss(0, 0.6))
@@ -292,15 +444,38 @@ def build_spread(b: Builder, c: dict) -> None:
             sel = which == k
             if not sel.any():
                 continue
-            params = {"tools": W.DEV_TOOLS[rng.randrange(len(W.DEV_TOOLS))], "system": system if kind == "h_data_analysis" and not ev else None,
-                      "templates": [0, 1] if not ev else None}
-            act = b.activity(acct, kind, harvest=True, params=params, models=models,
-                             max_tokens=(None, 4096, 8192, 16000), temperature=(None, 0.2, 0.7, 1.0), error_429=0.004)
-            act.batches.append(SessionBatch(starts[sel], _geom_turns(npr, int(sel.sum()), 2.0 if kind != "h_agentic_coding" else 5.0, 30), 25.0, 0.9))
+            params = {
+                "tools": W.DEV_TOOLS[rng.randrange(len(W.DEV_TOOLS))],
+                "system": system if kind == "h_data_analysis" and not ev else None,
+                "templates": [0, 1] if not ev else None,
+            }
+            act = b.activity(
+                acct,
+                kind,
+                harvest=True,
+                params=params,
+                models=models,
+                max_tokens=(None, 4096, 8192, 16000),
+                temperature=(None, 0.2, 0.7, 1.0),
+                error_429=0.004,
+            )
+            act.batches.append(
+                SessionBatch(
+                    starts[sel],
+                    _geom_turns(npr, int(sel.sum()), 2.0 if kind != "h_agentic_coding" else 5.0, 30),
+                    25.0,
+                    0.9,
+                )
+            )
         _ordinary(b, acct, c["ordinary_share"], n_sess, npr, models)
 
 
-BUILDERS = {"few-huge": build_few_huge, "synchronized": build_synchronized, "hydra": build_hydra, "spread": build_spread}
+BUILDERS = {
+    "few-huge": build_few_huge,
+    "synchronized": build_synchronized,
+    "hydra": build_hydra,
+    "spread": build_spread,
+}
 
 
 def build_campaigns(b: Builder) -> None:

@@ -65,22 +65,43 @@ def stdlib_slots(rng: random.Random, c: Corpora) -> dict[str, str]:
     if rng.random() < 0.35:
         code = rng.choice(c.humaneval)
     mod = func.split(".")[0]
-    return {"func": func, "sig": sig, "doc": doc, "func2": func2, "code": code, "name": name.split(".")[-1], "mod": mod,
-            "language": rng.choice(W.LANGUAGES)}
+    return {
+        "func": func,
+        "sig": sig,
+        "doc": doc,
+        "func2": func2,
+        "code": code,
+        "name": name.split(".")[-1],
+        "mod": mod,
+        "language": rng.choice(W.LANGUAGES),
+    }
 
 
 def data_table(rng: random.Random) -> str:
-    cols = rng.choice((("week", "region", "revenue", "orders"), ("month", "channel", "signups", "churned"),
-                       ("day", "store", "sales", "returns"), ("group", "subject", "score", "time_s")))
+    cols = rng.choice(
+        (
+            ("week", "region", "revenue", "orders"),
+            ("month", "channel", "signups", "churned"),
+            ("day", "store", "sales", "returns"),
+            ("group", "subject", "score", "time_s"),
+        )
+    )
     rows = [",".join(cols)]
     base = rng.randint(50, 5000)
     for i in range(rng.randint(5, 14)):
-        rows.append(f"{i + 1},{rng.choice('ABCDE')},{int(base * rng.uniform(0.6, 1.5))},{rng.randint(1, 400)}")
+        rows.append(
+            f"{i + 1},{rng.choice('ABCDE')},{int(base * rng.uniform(0.6, 1.5))},{rng.randint(1, 400)}"
+        )
     return "\n".join(rows)
 
 
 def image_part(rng: random.Random) -> dict:
-    return {"type": "image_url", "image_url": {"url": f"https://uploads.imgstore.net/{rng.getrandbits(64):016x}.{rng.choice(('png', 'jpg', 'webp'))}"}}
+    return {
+        "type": "image_url",
+        "image_url": {
+            "url": f"https://uploads.imgstore.net/{rng.getrandbits(64):016x}.{rng.choice(('png', 'jpg', 'webp'))}"
+        },
+    }
 
 
 def with_image(text: str, rng: random.Random, n: int = 1) -> list[dict]:
@@ -91,10 +112,20 @@ def tool_result(rng: random.Random, c: Corpora) -> str:
     shape = rng.choice(W.TOOL_RESULT_SHAPES)
     src = rng.choice(c.code_snippets)[1]
     lines = "\n".join(src.splitlines()[: rng.randint(3, 30)])
-    return fill(shape, {"lines": lines, "mod": rng.choice(c.stdlib_funcs)[0].split(".")[0], "k": str(rng.randint(1, 80)), "j": str(rng.randint(0, 40))})
+    return fill(
+        shape,
+        {
+            "lines": lines,
+            "mod": rng.choice(c.stdlib_funcs)[0].split(".")[0],
+            "k": str(rng.randint(1, 80)),
+            "j": str(rng.randint(0, 40)),
+        },
+    )
 
 
-def wording(rng: random.Random, act: Activity, family: list[list[str]], tag: int = -1, dress: bool = True) -> str:
+def wording(
+    rng: random.Random, act: Activity, family: list[list[str]], tag: int = -1, dress: bool = True
+) -> str:
     """Pick a wording of a harvest family the way this operator does.
 
     Naive operators cycle through a small fixed subset of templates, always the canonical wording, in
@@ -125,15 +156,27 @@ def gen_chat(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) ->
     else:
         first = chat_prompt(rng, c)
     inputs: list[tuple[str, Content]] = [("user", first)]
-    inputs += [("user", rng.choice(W.CHAT_FOLLOWUPS) if rng.random() < 0.7 else chat_prompt(rng, c)) for _ in range(n - 1)]
+    inputs += [
+        ("user", rng.choice(W.CHAT_FOLLOWUPS) if rng.random() < 0.7 else chat_prompt(rng, c))
+        for _ in range(n - 1)
+    ]
     system = act.params.get("system")
     return Conversation(system, [], inputs, "prose", act.params.get("out_median", 260))
 
 
 def gen_chat_vision(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
-    ask = rng.choice(("What is this?", "Can you read the text in this photo?", "What plant is this and how do I care for it?",
-                      "Explain this chart to me", "Is this rash something to worry about?", "What's wrong with my code in this screenshot?",
-                      "Translate the sign in the picture", "How much do you think this furniture costs?"))
+    ask = rng.choice(
+        (
+            "What is this?",
+            "Can you read the text in this photo?",
+            "What plant is this and how do I care for it?",
+            "Explain this chart to me",
+            "Is this rash something to worry about?",
+            "What's wrong with my code in this screenshot?",
+            "Translate the sign in the picture",
+            "How much do you think this furniture costs?",
+        )
+    )
     inputs: list[tuple[str, Content]] = [("user", with_image(ask, rng))]
     inputs += [("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)]
     return Conversation(None, [], inputs, "prose", 220)
@@ -143,18 +186,40 @@ def gen_coding_help(rng: random.Random, act: Activity, n: int, tag: int, c: Corp
     first = fill(rng.choice(W.CODING_HELP), stdlib_slots(rng, c))
     inputs: list[tuple[str, Content]] = [("user", first)]
     for _ in range(n - 1):
-        inputs.append(("user", rng.choice(("that still fails:\n" + tool_result(rng, c), rng.choice(W.CHAT_FOLLOWUPS), "thanks, now make it async"))))
+        inputs.append(
+            (
+                "user",
+                rng.choice(
+                    (
+                        "that still fails:\n" + tool_result(rng, c),
+                        rng.choice(W.CHAT_FOLLOWUPS),
+                        "thanks, now make it async",
+                    )
+                ),
+            )
+        )
     return Conversation(None, [], inputs, "code", 380)
 
 
 def gen_math_homework(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     q = rng.choice(c.math)
-    first = rng.choice((q, f"can you help me solve this {q}", f"{q} I got a different answer than my friend", f"how do I do this one? {q}"))
-    inputs: list[tuple[str, Content]] = [("user", first)] + [("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)]
+    first = rng.choice(
+        (
+            q,
+            f"can you help me solve this {q}",
+            f"{q} I got a different answer than my friend",
+            f"how do I do this one? {q}",
+        )
+    )
+    inputs: list[tuple[str, Content]] = [("user", first)] + [
+        ("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)
+    ]
     return Conversation(None, [], inputs, "steps", 240)
 
 
-def _tool_loop(rng: random.Random, c: Corpora, first: Content, n: int, tool_share: float, followups: list[str]) -> list[tuple[str, Content]]:
+def _tool_loop(
+    rng: random.Random, c: Corpora, first: Content, n: int, tool_share: float, followups: list[str]
+) -> list[tuple[str, Content]]:
     inputs: list[tuple[str, Content]] = [("user", first)]
     for _ in range(n - 1):
         if rng.random() < tool_share:
@@ -164,9 +229,18 @@ def _tool_loop(rng: random.Random, c: Corpora, first: Content, n: int, tool_shar
     return inputs
 
 
-_DEV_FOLLOWUPS = ["looks good, also update the docs", "no, don't change the public API", "run the full test suite", "that broke the build, revert it",
-                  "ok now commit this", "can you explain why that fixes it?", "also handle the Windows path case", "perfect, thanks",
-                  "try a different approach, this is too complex", "now do the same for the other endpoint"]
+_DEV_FOLLOWUPS = [
+    "looks good, also update the docs",
+    "no, don't change the public API",
+    "run the full test suite",
+    "that broke the build, revert it",
+    "ok now commit this",
+    "can you explain why that fixes it?",
+    "also handle the Windows path case",
+    "perfect, thanks",
+    "try a different approach, this is too complex",
+    "now do the same for the other endpoint",
+]
 
 
 def gen_agentic_dev(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
@@ -196,10 +270,14 @@ def gen_eval(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) ->
     fmt = act.params["format"]
     if bench == "math":
         q = c.math[tag % len(c.math)]
-        return Conversation(act.params.get("system"), [], [("user", fill(W.EVAL_MATH_FORMATS[fmt], {"q": q}))], "steps", 280)
+        return Conversation(
+            act.params.get("system"), [], [("user", fill(W.EVAL_MATH_FORMATS[fmt], {"q": q}))], "steps", 280
+        )
     if bench == "code":
         q = c.humaneval[tag % len(c.humaneval)]
-        return Conversation(act.params.get("system"), [], [("user", fill(W.EVAL_CODE_FORMATS[fmt], {"q": q}))], "code", 220)
+        return Conversation(
+            act.params.get("system"), [], [("user", fill(W.EVAL_CODE_FORMATS[fmt], {"q": q}))], "code", 220
+        )
     p = c.agentic[tag % len(c.agentic)]
     return Conversation(p.system, list(p.tools) or ["search"], [("user", p.text)], "toolcall", 60)
 
@@ -207,10 +285,21 @@ def gen_eval(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) ->
 def _rubric_text(rng: random.Random, c: Corpora, template: str, own: bool) -> str:
     instr = rng.choice(c.chat_oasst)[:1500]
     outs = [model_output(rng, c) for _ in range(rng.randint(2, 4))]
-    values = {"instruction": instr, "output_1": outs[0], "output_2": outs[1], "response": outs[0], "response_b": outs[1],
-              "response_c": outs[-1], "generation": outs[0], "criteria": rng.choice(W.RUBRIC_CRITERIA),
-              "rubric": rng.choice(W.RUBRIC_CRITERIA), "reference": outs[-1], "query": instr, "question": instr,
-              "_default": outs[-1][:200]}
+    values = {
+        "instruction": instr,
+        "output_1": outs[0],
+        "output_2": outs[1],
+        "response": outs[0],
+        "response_b": outs[1],
+        "response_c": outs[-1],
+        "generation": outs[0],
+        "criteria": rng.choice(W.RUBRIC_CRITERIA),
+        "rubric": rng.choice(W.RUBRIC_CRITERIA),
+        "reference": outs[-1],
+        "query": instr,
+        "question": instr,
+        "_default": outs[-1][:200],
+    }
     return fill(template, values) if own else render(template, values, outs, rng)
 
 
@@ -224,15 +313,46 @@ def gen_grader(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) 
 
 def _saas_values(rng: random.Random, c: Corpora, act: Activity) -> dict[str, str]:
     return {
-        "bot": act.params["bot"], "company": act.params["company"], "product": act.params["product"],
-        "customer": rng.choice(("Maria", "John", "Aiko", "Priya", "Lucas", "Fatima", "Chen", "Olga", "Sam", "Noah")) + " " + rng.choice("ABCDEFGHKLMNPRST") + ".",
-        "plan": rng.choice(("Free", "Pro", "Business", "Starter")), "tone": act.params["tone"], "words": str(act.params["words"]),
-        "message": chat_prompt(rng, c)[:700], "product_item": rng.choice(W.PRODUCTS), "order": str(rng.randint(10_000, 99_999)),
-        "features": ", ".join(rng.sample(("waterproof", "lightweight", "2-year warranty", "recycled materials", "fast charging", "compact", "organic", "handmade"), 3)),
+        "bot": act.params["bot"],
+        "company": act.params["company"],
+        "product": act.params["product"],
+        "customer": rng.choice(
+            ("Maria", "John", "Aiko", "Priya", "Lucas", "Fatima", "Chen", "Olga", "Sam", "Noah")
+        )
+        + " "
+        + rng.choice("ABCDEFGHKLMNPRST")
+        + ".",
+        "plan": rng.choice(("Free", "Pro", "Business", "Starter")),
+        "tone": act.params["tone"],
+        "words": str(act.params["words"]),
+        "message": chat_prompt(rng, c)[:700],
+        "product_item": rng.choice(W.PRODUCTS),
+        "order": str(rng.randint(10_000, 99_999)),
+        "features": ", ".join(
+            rng.sample(
+                (
+                    "waterproof",
+                    "lightweight",
+                    "2-year warranty",
+                    "recycled materials",
+                    "fast charging",
+                    "compact",
+                    "organic",
+                    "handmade",
+                ),
+                3,
+            )
+        ),
         "audience": rng.choice(("students", "parents", "runners", "small businesses", "gamers")),
-        "transcript": "\n".join(f"{rng.choice(('Customer', 'Agent'))}: {rng.choice(c.chat_oasst)[:160]}" for _ in range(rng.randint(2, 6))),
-        "region": rng.choice(("EMEA", "North America", "APAC", "LATAM")), "table": data_table(rng),
-        "metric": rng.choice(("revenue", "orders", "conversion")), "clause": rng.choice(W.CLAUSES), "problem": rng.choice(c.math),
+        "transcript": "\n".join(
+            f"{rng.choice(('Customer', 'Agent'))}: {rng.choice(c.chat_oasst)[:160]}"
+            for _ in range(rng.randint(2, 6))
+        ),
+        "region": rng.choice(("EMEA", "North America", "APAC", "LATAM")),
+        "table": data_table(rng),
+        "metric": rng.choice(("revenue", "orders", "conversion")),
+        "clause": rng.choice(W.CLAUSES),
+        "problem": rng.choice(c.math),
     }
 
 
@@ -255,7 +375,9 @@ def gen_classroom(rng: random.Random, act: Activity, n: int, tag: int, c: Corpor
         first = fill(rng.choice(W.STUDENT_WRAPPERS), {"a": a})
     else:
         first = chat_prompt(rng, c) if rng.random() < 0.6 else rng.choice(c.math)
-    inputs: list[tuple[str, Content]] = [("user", first)] + [("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)]
+    inputs: list[tuple[str, Content]] = [("user", first)] + [
+        ("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)
+    ]
     return Conversation(None, [], inputs, "prose", 320)
 
 
@@ -265,7 +387,9 @@ def gen_research(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora
         p = rng.choice(c.orca)
         return Conversation(p.system, [], [("user", p.text)], "steps", 300)
     if r < 0.35:
-        inputs: list[tuple[str, Content]] = [("user", rng.choice(c.chat_hh))] + [("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)]
+        inputs: list[tuple[str, Content]] = [("user", rng.choice(c.chat_hh))] + [
+            ("user", rng.choice(W.CHAT_FOLLOWUPS)) for _ in range(n - 1)
+        ]
         return Conversation(act.params.get("system"), [], inputs, "prose", 200)
     q = question(rng, c)
     text = fill(rng.choice(act.params["templates"]), {"q": q, "a": short_answer(rng, c, q)})
@@ -278,14 +402,22 @@ def gen_research(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora
 
 def gen_h_reasoning(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     q = c.math[tag % len(c.math)] if tag >= 0 and act.account.tactic != "evasive" else question(rng, c)
-    text = fill(wording(rng, act, W.REASONING_RECONSTRUCTION, tag), {"question": q, "answer": short_answer(rng, c, q)})
-    return Conversation(act.params.get("system"), [], [("user", text)], "steps", act.params.get("out_median", 900))
+    text = fill(
+        wording(rng, act, W.REASONING_RECONSTRUCTION, tag), {"question": q, "answer": short_answer(rng, c, q)}
+    )
+    return Conversation(
+        act.params.get("system"), [], [("user", text)], "steps", act.params.get("out_median", 900)
+    )
 
 
 def gen_h_rubric(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     if act.params.get("corpus_rubric_share", 0.3) > rng.random():
         pool = act.params.get("corpus_rubrics") or list(range(len(c.rubric_templates)))
-        idx = pool[(tag // 25) % len(pool)] if tag >= 0 and act.account.tactic != "evasive" else rng.choice(pool)
+        idx = (
+            pool[(tag // 25) % len(pool)]
+            if tag >= 0 and act.account.tactic != "evasive"
+            else rng.choice(pool)
+        )
         text = _rubric_text(rng, c, c.rubric_templates[idx], own=False)
     else:
         text = _rubric_text(rng, c, wording(rng, act, W.RUBRIC_GRADING, tag), own=True)
@@ -307,18 +439,34 @@ def gen_h_orca(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) 
 def gen_h_synthetic(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     if rng.random() < act.params.get("corpus_generation_share", 0.25):
         t = rng.choice(c.generation_templates)
-        values = {"_default": rng.choice(W.SYNTHETIC_TOPICS), "number": str(rng.choice((5, 10, 20))), "num_instructions": "20",
-                  "language": "English", "task": rng.choice(c.chat_oasst)[:300], "input": rng.choice(c.chat_oasst)[:300]}
+        values = {
+            "_default": rng.choice(W.SYNTHETIC_TOPICS),
+            "number": str(rng.choice((5, 10, 20))),
+            "num_instructions": "20",
+            "language": "English",
+            "task": rng.choice(c.chat_oasst)[:300],
+            "input": rng.choice(c.chat_oasst)[:300],
+        }
         text = render(t, values, [rng.choice(c.chat_oasst)[:300] for _ in range(3)], rng)
     else:
-        values = {"n": str(rng.choice((5, 10, 10, 20, 25, 50))), "topic": rng.choice(W.SYNTHETIC_TOPICS),
-                  "domain": rng.choice(W.SYNTHETIC_DOMAINS), "example": question(rng, c)[:800]}
+        values = {
+            "n": str(rng.choice((5, 10, 10, 20, 25, 50))),
+            "topic": rng.choice(W.SYNTHETIC_TOPICS),
+            "domain": rng.choice(W.SYNTHETIC_DOMAINS),
+            "example": question(rng, c)[:800],
+        }
         text = fill(wording(rng, act, W.SYNTHETIC_GENERATION, tag), values)
     return Conversation(act.params.get("system"), [], [("user", text)], "list", 1400)
 
 
-_HARVEST_FOLLOWUPS = ["Continue.", "Now write the tests and run them.", "Explain your reasoning for that change in detail.",
-                      "Run the tests again.", "Optimise it further and explain each optimisation.", "Proceed with the next step."]
+_HARVEST_FOLLOWUPS = [
+    "Continue.",
+    "Now write the tests and run them.",
+    "Explain your reasoning for that change in detail.",
+    "Run the tests again.",
+    "Optimise it further and explain each optimisation.",
+    "Proceed with the next step.",
+]
 
 
 def gen_h_agentic_coding(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
@@ -345,7 +493,9 @@ def gen_h_tool_use(rng: random.Random, act: Activity, n: int, tag: int, c: Corpo
 def gen_h_data_analysis(rng: random.Random, act: Activity, n: int, tag: int, c: Corpora) -> Conversation:
     text = fill(wording(rng, act, W.DATA_ANALYSIS_TASKS, tag), {"table": data_table(rng)})
     system = act.params.get("system") or rng.choice(W.DATA_ANALYST_SYSTEM)
-    inputs: list[tuple[str, Content]] = [("user", text)] + [("user", rng.choice(_HARVEST_FOLLOWUPS)) for _ in range(n - 1)]
+    inputs: list[tuple[str, Content]] = [("user", text)] + [
+        ("user", rng.choice(_HARVEST_FOLLOWUPS)) for _ in range(n - 1)
+    ]
     return Conversation(system, ["python"] if rng.random() < 0.4 else [], inputs, "steps", 800)
 
 

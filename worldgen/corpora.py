@@ -53,13 +53,64 @@ def _read(name: str) -> list[dict]:
 # Pure-Python standard-library modules whose functions make believable "explain / fix / extend this"
 # coding requests. Fixed list so that the corpus does not depend on what happens to be importable.
 _STDLIB_MODULES = (
-    "textwrap", "statistics", "heapq", "bisect", "fractions", "shlex", "colorsys", "difflib",
-    "calendar", "string", "ipaddress", "json.decoder", "json.encoder", "csv", "pathlib", "functools",
-    "itertools", "collections", "datetime", "re", "os.path", "urllib.parse", "base64", "html",
-    "random", "uuid", "fnmatch", "glob", "shutil", "tempfile", "zipfile", "gzip", "configparser",
-    "argparse", "logging", "dataclasses", "enum", "typing", "contextlib", "copy", "pprint",
-    "operator", "secrets", "hashlib", "hmac", "sqlite3", "email.utils", "http.cookies", "mimetypes",
-    "quopri", "graphlib", "tomllib", "zoneinfo", "wave", "sched", "queue", "threading", "asyncio.queues",
+    "textwrap",
+    "statistics",
+    "heapq",
+    "bisect",
+    "fractions",
+    "shlex",
+    "colorsys",
+    "difflib",
+    "calendar",
+    "string",
+    "ipaddress",
+    "json.decoder",
+    "json.encoder",
+    "csv",
+    "pathlib",
+    "functools",
+    "itertools",
+    "collections",
+    "datetime",
+    "re",
+    "os.path",
+    "urllib.parse",
+    "base64",
+    "html",
+    "random",
+    "uuid",
+    "fnmatch",
+    "glob",
+    "shutil",
+    "tempfile",
+    "zipfile",
+    "gzip",
+    "configparser",
+    "argparse",
+    "logging",
+    "dataclasses",
+    "enum",
+    "typing",
+    "contextlib",
+    "copy",
+    "pprint",
+    "operator",
+    "secrets",
+    "hashlib",
+    "hmac",
+    "sqlite3",
+    "email.utils",
+    "http.cookies",
+    "mimetypes",
+    "quopri",
+    "graphlib",
+    "tomllib",
+    "zoneinfo",
+    "wave",
+    "sched",
+    "queue",
+    "threading",
+    "asyncio.queues",
 )
 
 
@@ -78,7 +129,9 @@ def _stdlib_corpus() -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]
     return funcs, snippets
 
 
-def _module_corpus(modname: str, mod: types.ModuleType, funcs: list[tuple[str, str, str]], snippets: list[tuple[str, str]]) -> None:
+def _module_corpus(
+    modname: str, mod: types.ModuleType, funcs: list[tuple[str, str, str]], snippets: list[tuple[str, str]]
+) -> None:
     """Functions of one module with a usable docstring, and the source of the shorter ones."""
     for name, obj in sorted(vars(mod).items()):
         if name.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != mod.__name__:
@@ -134,10 +187,14 @@ def load() -> Corpora:
     c.math = [r["text"] for r in _read("math_gsm8k_test")]
     c.humaneval = [r["text"] for r in _read("code_humaneval")]
     c.agentic = [
-        Prompt(r["text"], r.get("system") or None, tuple(r.get("tools") or ()), tuple(r.get("followups") or ()))
+        Prompt(
+            r["text"], r.get("system") or None, tuple(r.get("tools") or ()), tuple(r.get("followups") or ())
+        )
         for r in _read("agentic_bfcl_v4_user_queries")
     ]
-    c.orca = [Prompt(r["text"], r.get("system") or None) for r in _read("reasoning_orca_dpo_pairs_system_prompted")]
+    c.orca = [
+        Prompt(r["text"], r.get("system") or None) for r in _read("reasoning_orca_dpo_pairs_system_prompted")
+    ]
     rubric = _read("rubric_alpaca_eval_annotator_templates")
     distil = _read("distill_distilabel_task_templates")
     c.rubric_templates = [r["text"] for r in rubric] + [r["text"] for r in distil if r["kind"] == "rubric"]

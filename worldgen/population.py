@@ -88,24 +88,64 @@ class Builder:
             addrs.append(self.mobile_addr(rng, country))
             w.append(rng.uniform(0.1, 0.6))
         if rng.random() < 0.06:  # consumer VPN egress, shared by many
-            addrs.append(self.nets.address(self._pool_rng if rng.random() < 0.7 else rng, self.nets.pick(rng, "vpn")))
+            addrs.append(
+                self.nets.address(self._pool_rng if rng.random() < 0.7 else rng, self.nets.pick(rng, "vpn"))
+            )
             w.append(rng.uniform(0.2, 1.0))
         if rng.random() < 0.2:  # the household address changed during the window
-            addrs.append(self.nets.subnet_address(rng, home) if ":" not in home.ip else self.nets.address(rng, self.nets.pick(rng, "residential", country)))
+            addrs.append(
+                self.nets.subnet_address(rng, home)
+                if ":" not in home.ip
+                else self.nets.address(rng, self.nets.pick(rng, "residential", country))
+            )
             w.append(0.4)
         return addrs, w
 
-    def add_account(self, rng: random.Random, *, actor_type: str, tier: str, country: str, created_at: float, verified: bool,
-                    email_domain: str, payment: str | None, org_id: str | None, addrs: list[Addr], addr_w: list[float],
-                    clients: list[Client], client_w: list[float] | None = None, label: str = "legit",
-                    campaign: tuple[str, str] = ("", ""), tactic: str = "", tz: float | None = None) -> Account:
+    def add_account(
+        self,
+        rng: random.Random,
+        *,
+        actor_type: str,
+        tier: str,
+        country: str,
+        created_at: float,
+        verified: bool,
+        email_domain: str,
+        payment: str | None,
+        org_id: str | None,
+        addrs: list[Addr],
+        addr_w: list[float],
+        clients: list[Client],
+        client_w: list[float] | None = None,
+        label: str = "legit",
+        campaign: tuple[str, str] = ("", ""),
+        tactic: str = "",
+        tz: float | None = None,
+    ) -> Account:
         acct = Account(
-            idx=len(self.accounts), account_id=self.new_id(rng, "acct_"), actor_type=actor_type, label=label,
-            campaign_id=campaign[0], campaign_shape=campaign[1], tier=tier, created_at=created_at, verified=verified,
-            email_domain=email_domain, country=country, payment_fingerprint=payment,
-            org_id=org_id or self.new_id(rng, "org_", 16), api_keys=[self.new_id(rng, "key_", 14) for _ in range(1 + int(rng.random() < 0.3) + int(rng.random() < 0.1))],
-            addrs=addrs, addr_weights=addr_w, clients=clients, client_weights=client_w or [1.0] * len(clients),
-            tz=I.utc_offset(country) if tz is None else tz, tactic=tactic,
+            idx=len(self.accounts),
+            account_id=self.new_id(rng, "acct_"),
+            actor_type=actor_type,
+            label=label,
+            campaign_id=campaign[0],
+            campaign_shape=campaign[1],
+            tier=tier,
+            created_at=created_at,
+            verified=verified,
+            email_domain=email_domain,
+            country=country,
+            payment_fingerprint=payment,
+            org_id=org_id or self.new_id(rng, "org_", 16),
+            api_keys=[
+                self.new_id(rng, "key_", 14)
+                for _ in range(1 + int(rng.random() < 0.3) + int(rng.random() < 0.1))
+            ],
+            addrs=addrs,
+            addr_weights=addr_w,
+            clients=clients,
+            client_weights=client_w or [1.0] * len(clients),
+            tz=I.utc_offset(country) if tz is None else tz,
+            tactic=tactic,
         )
         self.accounts.append(acct)
         return acct
@@ -115,7 +155,9 @@ class Builder:
 
     # ---------------------------------------------------------------- models
 
-    def legit_models(self, rng: random.Random, actor_type: str, conc: float = 4.0) -> tuple[dict[int, float], list[tuple[int, float, float]]]:
+    def legit_models(
+        self, rng: random.Random, actor_type: str, conc: float = 4.0
+    ) -> tuple[dict[int, float], list[tuple[int, float, float]]]:
         npr = np.random.default_rng(rng.getrandbits(63))
         w = npr.dirichlet(np.array(self.base_share) * conc + 0.05)
         weights = {i: float(x) for i, x in enumerate(w) if x > 0.01}
@@ -127,9 +169,18 @@ class Builder:
                 adopt.append((j, t, rng.uniform(0.2, 0.9)))
         return weights, adopt
 
-    def activity(self, acct: Account, kind: str, *, harvest: bool = False, params: dict | None = None,
-                 models: tuple[dict[int, float], list] | None = None, max_tokens: tuple = (None,), temperature: tuple = (None,),
-                 error_429: float = 0.002) -> Activity:
+    def activity(
+        self,
+        acct: Account,
+        kind: str,
+        *,
+        harvest: bool = False,
+        params: dict | None = None,
+        models: tuple[dict[int, float], list] | None = None,
+        max_tokens: tuple = (None,),
+        temperature: tuple = (None,),
+        error_429: float = 0.002,
+    ) -> Activity:
         key = f"{acct.account_id}/{kind}/{sum(1 for a in self.activities[-8:] if a.account is acct)}"
         act = Activity(acct, kind, harvest, key, params or {}, max_tokens, temperature, error_429)
         if models is not None:
@@ -148,7 +199,9 @@ def _geom_turns(npr: np.random.Generator, n: int, mean: float, cap: int = 40) ->
     return np.minimum(npr.geometric(1.0 / max(1.0, mean), size=n), cap).astype(np.int32)
 
 
-def _lognormal_turns(npr: np.random.Generator, n: int, median: float, sigma: float, cap: int = 80) -> np.ndarray:
+def _lognormal_turns(
+    npr: np.random.Generator, n: int, median: float, sigma: float, cap: int = 80
+) -> np.ndarray:
     return np.clip(np.round(npr.lognormal(math.log(median), sigma, size=n)), 1, cap).astype(np.int32)
 
 
@@ -177,45 +230,88 @@ def build_chat_users(b: Builder, n: int) -> None:
         clients = [b.client(rng, I.CONSUMER_CLIENT_WEIGHTS)]
         if rng.random() < 0.25:
             clients.append(b.client(rng, I.CONSUMER_CLIENT_WEIGHTS))
-        acct = b.add_account(rng, actor_type="chat_user", tier="paid" if paid else "free", country=country,
-                             created_at=b.created_before(rng), verified=paid or rng.random() < 0.5,
-                             email_domain=I.consumer_domain(rng), payment=I.payment_fp(rng) if paid else None, org_id=None,
-                             addrs=addrs, addr_w=aw, clients=clients, client_w=[1.0, 0.3][: len(clients)])
+        acct = b.add_account(
+            rng,
+            actor_type="chat_user",
+            tier="paid" if paid else "free",
+            country=country,
+            created_at=b.created_before(rng),
+            verified=paid or rng.random() < 0.5,
+            email_domain=I.consumer_domain(rng),
+            payment=I.payment_fp(rng) if paid else None,
+            org_id=None,
+            addrs=addrs,
+            addr_w=aw,
+            clients=clients,
+            client_w=[1.0, 0.3][: len(clients)],
+        )
         n_sess = max(1, round(float(npr.lognormal(math.log(p["sessions_median"]), p["sessions_sigma"]))))
         n_sess = min(n_sess, 400)
         mask = _active_days(npr, b, 1 + npr.poisson(n_sess / 2.2), 1.15)
-        starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "evening", mask, float(npr.uniform(-2.5, 2.5)))
+        starts = diurnal_times(
+            npr, n_sess, b.t0, b.days, acct.tz, "evening", mask, float(npr.uniform(-2.5, 2.5))
+        )
         kinds = npr.choice(len(_CHAT_KINDS), size=n_sess, p=probs(p["kind_mix"]))
         models = b.legit_models(rng, "chat_user")
-        mt = (None,) if clients[0].family in ("chrome", "safari", "firefox", "ios-app", "okhttp") else (None, 1024, 2048, 4096)
+        mt = (
+            (None,)
+            if clients[0].family in ("chrome", "safari", "firefox", "ios-app", "okhttp")
+            else (None, 1024, 2048, 4096)
+        )
         for k, kind in enumerate(_CHAT_KINDS):
             sel = kinds == k
             if not sel.any():
                 continue
             act = b.activity(acct, kind, models=models, max_tokens=mt, temperature=(None, None, 0.7, 1.0))
-            act.batches.append(SessionBatch(starts[sel], _geom_turns(npr, int(sel.sum()), p["turns_mean"]), 50.0, 1.0))
+            act.batches.append(
+                SessionBatch(starts[sel], _geom_turns(npr, int(sel.sum()), p["turns_mean"]), 50.0, 1.0)
+            )
 
 
 # ---------------------------------------------------------------- organisations: developers, graders, researchers
 
 
 def _org(b: Builder, rng: random.Random, country: str, cloud_office: bool) -> dict:
-    domain = I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS) if rng.random() < 0.8 else I.consumer_domain(rng)
-    office_net = b.nets.pick(rng, "cloud" if cloud_office else "residential", None if cloud_office else country)
+    domain = (
+        I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS)
+        if rng.random() < 0.8
+        else I.consumer_domain(rng)
+    )
+    office_net = b.nets.pick(
+        rng, "cloud" if cloud_office else "residential", None if cloud_office else country
+    )
     office = b.nets.address(rng, office_net, v6=False)
-    return {"org_id": b.new_id(rng, "org_", 16), "domain": domain, "card": I.payment_fp(rng) if rng.random() < 0.85 else None,
-            "office": office, "country": country}
+    return {
+        "org_id": b.new_id(rng, "org_", 16),
+        "domain": domain,
+        "card": I.payment_fp(rng) if rng.random() < 0.85 else None,
+        "office": office,
+        "country": country,
+    }
 
 
-def _member(b: Builder, rng: random.Random, org: dict, actor_type: str, tier: str, clients: list[Client]) -> Account:
+def _member(
+    b: Builder, rng: random.Random, org: dict, actor_type: str, tier: str, clients: list[Client]
+) -> Account:
     country = org["country"] if rng.random() < 0.85 else b.country(rng)
     home, hw = b.person_addrs(rng, country)
     addrs = [b.nets.subnet_address(rng, org["office"]), *home]
     aw = [2.0, *[x * 0.6 for x in hw]]
     card = org["card"] if org["card"] and rng.random() < 0.9 else I.payment_fp(rng)
-    return b.add_account(rng, actor_type=actor_type, tier=tier, country=country, created_at=b.created_before(rng, 5, 700),
-                         verified=True, email_domain=org["domain"], payment=card, org_id=org["org_id"],
-                         addrs=addrs, addr_w=aw, clients=clients)
+    return b.add_account(
+        rng,
+        actor_type=actor_type,
+        tier=tier,
+        country=country,
+        created_at=b.created_before(rng, 5, 700),
+        verified=True,
+        email_domain=org["domain"],
+        payment=card,
+        org_id=org["org_id"],
+        addrs=addrs,
+        addr_w=aw,
+        clients=clients,
+    )
 
 
 def _team_sizes(npr: np.random.Generator, n: int, mean: float) -> list[int]:
@@ -245,15 +341,37 @@ def build_developers(b: Builder, n: int) -> None:
             n_sess = int(npr.poisson(per_day * max(1, (mask > 0).sum())))
             if n_sess == 0:
                 n_sess = 1
-            starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "developer", mask, float(npr.uniform(-1.5, 2.5)))
+            starts = diurnal_times(
+                npr, n_sess, b.t0, b.days, acct.tz, "developer", mask, float(npr.uniform(-1.5, 2.5))
+            )
             models = b.legit_models(rng, "agentic_developer", conc=2.0)
-            params = {"system": W.DEV_TOOL_SYSTEM[tool % len(W.DEV_TOOL_SYSTEM)], "tools": W.DEV_TOOLS[tool], "tool_share": rng.uniform(0.6, 0.9)}
+            params = {
+                "system": W.DEV_TOOL_SYSTEM[tool % len(W.DEV_TOOL_SYSTEM)],
+                "tools": W.DEV_TOOLS[tool],
+                "tool_share": rng.uniform(0.6, 0.9),
+            }
             mt = (rng.choice((4096, 8192, 16384, 32000)),)
-            act = b.activity(acct, "agentic_dev", params=params, models=models, max_tokens=mt, temperature=(None, 0.0, 0.2))
-            act.batches.append(SessionBatch(starts, _lognormal_turns(npr, n_sess, p["turns_median"], 0.75), 14.0, 1.1))
+            act = b.activity(
+                acct, "agentic_dev", params=params, models=models, max_tokens=mt, temperature=(None, 0.0, 0.2)
+            )
+            act.batches.append(
+                SessionBatch(starts, _lognormal_turns(npr, n_sess, p["turns_median"], 0.75), 14.0, 1.1)
+            )
             extra = int(npr.poisson(n_sess * 0.25)) + 1
-            side = b.activity(acct, rng.choice(("coding_help", "chat", "tool_use")), models=models, max_tokens=(None, 2048, 4096))
-            side.batches.append(SessionBatch(diurnal_times(npr, extra, b.t0, b.days, acct.tz, "developer", mask), _geom_turns(npr, extra, 2.0), 60.0, 1.0))
+            side = b.activity(
+                acct,
+                rng.choice(("coding_help", "chat", "tool_use")),
+                models=models,
+                max_tokens=(None, 2048, 4096),
+            )
+            side.batches.append(
+                SessionBatch(
+                    diurnal_times(npr, extra, b.t0, b.days, acct.tz, "developer", mask),
+                    _geom_turns(npr, extra, 2.0),
+                    60.0,
+                    1.0,
+                )
+            )
 
 
 def build_eval_runners(b: Builder, n: int) -> None:
@@ -280,18 +398,38 @@ def build_eval_runners(b: Builder, n: int) -> None:
                 if rng.random() < p["rerun_on_release_p"]:
                     runs.append((b.models[j]["released_at"] + rng.uniform(1.5, 30) * 3600, j))
             for start, model in runs:
-                size_items = min(n_items, int(math.exp(rng.uniform(math.log(p["run_size_min"]), math.log(p["run_size_max"])))))
+                size_items = min(
+                    n_items,
+                    int(math.exp(rng.uniform(math.log(p["run_size_min"]), math.log(p["run_size_max"])))),
+                )
                 offset = 0 if rng.random() < 0.6 else rng.randrange(n_items)
                 repeats = rng.choice((1, 1, 1, 3, 5)) if bench == "code" else rng.choice((1, 1, 1, 1, 2))
                 tags = np.tile(np.arange(offset, offset + size_items) % n_items, repeats)
                 gap = rng.uniform(0.15, 3.0)
                 starts = start + np.cumsum(npr.exponential(gap, size=tags.size))
                 keep = starts < b.t_end
-                act = b.activity(acct, "eval", params=params, models=({model: 1.0}, []), max_tokens=mt, temperature=(0.0,), error_429=0.02)
-                act.batches.append(SessionBatch(starts[keep], np.ones(int(keep.sum()), dtype=np.int32), 1.0, 0.1, tags[keep]))
+                act = b.activity(
+                    acct,
+                    "eval",
+                    params=params,
+                    models=({model: 1.0}, []),
+                    max_tokens=mt,
+                    temperature=(0.0,),
+                    error_429=0.02,
+                )
+                act.batches.append(
+                    SessionBatch(starts[keep], np.ones(int(keep.sum()), dtype=np.int32), 1.0, 0.1, tags[keep])
+                )
             side = b.activity(acct, "chat", models=(weights, []))
             k = int(npr.integers(1, 8))
-            side.batches.append(SessionBatch(diurnal_times(npr, k, b.t0, b.days, acct.tz, "work", b.dayw(0.3)), _geom_turns(npr, k, 2), 60.0, 1.0))
+            side.batches.append(
+                SessionBatch(
+                    diurnal_times(npr, k, b.t0, b.days, acct.tz, "work", b.dayw(0.3)),
+                    _geom_turns(npr, k, 2),
+                    60.0,
+                    1.0,
+                )
+            )
 
 
 def build_graders(b: Builder, n: int, n_corpus_rubrics: int) -> None:
@@ -301,16 +439,30 @@ def build_graders(b: Builder, n: int, n_corpus_rubrics: int) -> None:
     for size in _team_sizes(npr, n, p["team_size_mean"]):
         org = _org(b, rng, b.country(rng), cloud_office=rng.random() < 0.7)
         # a team standardises on one or two rubric templates, usually a public one used verbatim
-        rubrics = [("corpus", rng.randrange(n_corpus_rubrics)) if rng.random() < 0.7 else ("own", rng.randrange(len(W.RUBRIC_GRADING)))
-                   for _ in range(rng.choice((1, 1, 2)))]
+        rubrics = [
+            ("corpus", rng.randrange(n_corpus_rubrics))
+            if rng.random() < 0.7
+            else ("own", rng.randrange(len(W.RUBRIC_GRADING)))
+            for _ in range(rng.choice((1, 1, 2)))
+        ]
         params = {"rubrics": rubrics, "system": rng.choice(W.GRADER_SYSTEMS)}
         tier = rng.choice(("enterprise", "paid", "startup"))
         for _ in range(size):
             acct = _member(b, rng, org, "grader_team", tier, [b.client(rng, I.SERVER_CLIENT_WEIGHTS)])
             weights, adopt = b.legit_models(rng, "grader_team", conc=0.8)
-            models = ({max(weights, key=weights.get): 1.0}, adopt)  # a pipeline is configured with one judge model
-            act = b.activity(acct, "grader", params=params, models=models, max_tokens=(rng.choice((256, 512, 1024, 2048)),),
-                             temperature=(0.0,), error_429=0.01)
+            models = (
+                {max(weights, key=weights.get): 1.0},
+                adopt,
+            )  # a pipeline is configured with one judge model
+            act = b.activity(
+                acct,
+                "grader",
+                params=params,
+                models=models,
+                max_tokens=(rng.choice((256, 512, 1024, 2048)),),
+                temperature=(0.0,),
+                error_429=0.01,
+            )
             workdays = [d for d in range(b.days) if (b.weekday + d) % 7 < 5 or rng.random() < 0.1]
             for d in workdays:
                 for _ in range(int(npr.poisson(p["jobs_per_workday"]))):
@@ -318,12 +470,22 @@ def build_graders(b: Builder, n: int, n_corpus_rubrics: int) -> None:
                     hour = float(npr.choice(24, p=_WORK_HOURS)) + float(npr.random())
                     start = b.t0 + d * DAY + (hour - acct.tz) * 3600
                     starts = start + np.cumsum(npr.exponential(rng.uniform(0.3, 4.0), size=size_items))
-                    act.batches.append(SessionBatch(b.clip(starts), np.ones(int(b.clip(starts).size), dtype=np.int32), 1.0, 0.1))
+                    act.batches.append(
+                        SessionBatch(
+                            b.clip(starts), np.ones(int(b.clip(starts).size), dtype=np.int32), 1.0, 0.1
+                        )
+                    )
             if not act.batches or sum(x.starts.size for x in act.batches) == 0:
-                act.batches.append(SessionBatch(np.array([b.t0 + DAY * rng.uniform(0, b.days)]), np.ones(1, dtype=np.int32), 1.0, 0.1))
+                act.batches.append(
+                    SessionBatch(
+                        np.array([b.t0 + DAY * rng.uniform(0, b.days)]), np.ones(1, dtype=np.int32), 1.0, 0.1
+                    )
+                )
 
 
-_WORK_HOURS = np.array([0, 0, 0, 0, 0, 0, 0, 0.5, 2, 5, 6, 5, 3, 5, 6, 5, 4, 2, 1, 0.5, 0.3, 0.2, 0, 0], dtype=float)
+_WORK_HOURS = np.array(
+    [0, 0, 0, 0, 0, 0, 0, 0.5, 2, 5, 6, 5, 3, 5, 6, 5, 4, 2, 1, 0.5, 0.3, 0.2, 0, 0], dtype=float
+)
 _WORK_HOURS /= _WORK_HOURS.sum()
 
 
@@ -332,18 +494,35 @@ def build_researchers(b: Builder, n: int) -> None:
     rng = py_stream(b.seed, "legit", "research")
     npr = np_stream(b.seed, "legit", "research")
     for size in _team_sizes(npr, n, p["lab_size_mean"]):
-        org = _org(b, rng, rng.choice(("US", "US", "GB", "DE", "CA", "FR", "CH")), cloud_office=rng.random() < 0.5)
+        org = _org(
+            b, rng, rng.choice(("US", "US", "GB", "DE", "CA", "FR", "CH")), cloud_office=rng.random() < 0.5
+        )
         templates = rng.sample(W.RESEARCH_REASONING, rng.randint(2, 4))
         for _ in range(size):
-            acct = _member(b, rng, org, "safety_researcher", rng.choice(("research", "research", "enterprise")),
-                           [b.client(rng, I.DEVELOPER_CLIENT_WEIGHTS)])
+            acct = _member(
+                b,
+                rng,
+                org,
+                "safety_researcher",
+                rng.choice(("research", "research", "enterprise")),
+                [b.client(rng, I.DEVELOPER_CLIENT_WEIGHTS)],
+            )
             weights, adopt = b.legit_models(rng, "safety_researcher", conc=1.0)
             mask = _active_days(npr, b, int(npr.integers(min(2, b.days), b.days + 1)), 0.2)
             per_day = float(npr.lognormal(math.log(p["per_day_median"]), 0.7))
             n_sess = max(1, int(npr.poisson(per_day * (mask > 0).sum() / 1.6)))
             starts = diurnal_times(npr, n_sess, b.t0, b.days, acct.tz, "developer", mask)
-            act = b.activity(acct, "research", params={"templates": templates, "system": rng.choice((None, None, "You are a helpful assistant."))},
-                             models=(weights, adopt), max_tokens=(None, 4096, 8192, 16000), temperature=(0.0, 0.7, 1.0, None))
+            act = b.activity(
+                acct,
+                "research",
+                params={
+                    "templates": templates,
+                    "system": rng.choice((None, None, "You are a helpful assistant.")),
+                },
+                models=(weights, adopt),
+                max_tokens=(None, 4096, 8192, 16000),
+                temperature=(0.0, 0.7, 1.0, None),
+            )
             act.batches.append(SessionBatch(starts, _geom_turns(npr, n_sess, 1.6, 8), 40.0, 0.9))
 
 
@@ -358,9 +537,14 @@ def build_saas(b: Builder, n_apps: int) -> None:
         country = b.country(rng)
         company = rng.choice(W.COMPANY_WORDS).title() + rng.choice(W.COMPANY_NOUNS)
         app = rng.randrange(len(W.SAAS_APPS))
-        params = {"app": app, "company": company, "bot": rng.choice(("Ava", "Max", "Sunny", "Kit", "Juno", "Echo")),
-                  "product": rng.choice(W.PRODUCTS), "tone": rng.choice(("warm and playful", "concise", "luxury", "technical")),
-                  "words": rng.choice((80, 120, 150, 200))}
+        params = {
+            "app": app,
+            "company": company,
+            "bot": rng.choice(("Ava", "Max", "Sunny", "Kit", "Juno", "Echo")),
+            "product": rng.choice(W.PRODUCTS),
+            "tone": rng.choice(("warm and playful", "concise", "luxury", "technical")),
+            "words": rng.choice((80, 120, 150, 200)),
+        }
         net = b.nets.pick(rng, "cloud")
         nat = [b.nets.address(rng, net, v6=False) for _ in range(rng.randint(1, 4))]
         client = b.shared_client(I.pick_family(rng, I.SERVER_CLIENT_WEIGHTS))
@@ -375,13 +559,34 @@ def build_saas(b: Builder, n_apps: int) -> None:
         mt = (rng.choice((256, 512, 800, 1024)),)
         multi = W.SAAS_APPS[app]["multi"]
         for _env, share in envs:
-            acct = b.add_account(rng, actor_type="saas_app", tier="enterprise", country=country, created_at=b.created_before(rng, 20, 900),
-                                 verified=True, email_domain=domain, payment=card, org_id=org, addrs=nat, addr_w=[1.0] * len(nat),
-                                 clients=[client])
+            acct = b.add_account(
+                rng,
+                actor_type="saas_app",
+                tier="enterprise",
+                country=country,
+                created_at=b.created_before(rng, 20, 900),
+                verified=True,
+                email_domain=domain,
+                payment=card,
+                org_id=org,
+                addrs=nat,
+                addr_w=[1.0] * len(nat),
+                clients=[client],
+            )
             total = max(1, int(npr.poisson(per_day * share * b.days / (1.8 if multi else 1.0))))
-            starts = diurnal_times(npr, total, b.t0, b.days, acct.tz, pattern, b.dayw(weekend), float(npr.uniform(-1, 1)))
+            starts = diurnal_times(
+                npr, total, b.t0, b.days, acct.tz, pattern, b.dayw(weekend), float(npr.uniform(-1, 1))
+            )
             nt = _geom_turns(npr, total, 2.2, 12) if multi else np.ones(total, dtype=np.int32)
-            act = b.activity(acct, "saas", params=params, models=models, max_tokens=mt, temperature=(rng.choice((0.2, 0.3, 0.7)),), error_429=0.004)
+            act = b.activity(
+                acct,
+                "saas",
+                params=params,
+                models=models,
+                max_tokens=mt,
+                temperature=(rng.choice((0.2, 0.3, 0.7)),),
+                error_429=0.004,
+            )
             act.batches.append(SessionBatch(starts, nt, 35.0, 0.8))
 
 
@@ -399,8 +604,13 @@ def build_classrooms(b: Builder) -> int:
         country = rng.choice(_CAMPUS_COUNTRIES)
         net = b.nets.pick(rng, "campus", country)
         nat = b.nets.address(rng, net, v6=False)
-        unis.append({"country": net.country, "domain": I.university_domain(rng, net.country),
-                     "nat": [nat] + [b.nets.subnet_address(rng, nat) for _ in range(rng.randint(0, 2))]})
+        unis.append(
+            {
+                "country": net.country,
+                "domain": I.university_domain(rng, net.country),
+                "nat": [nat] + [b.nets.subnet_address(rng, nat) for _ in range(rng.randint(0, 2))],
+            }
+        )
     for ci in range(n_classes):
         uni = unis[ci % len(unis)]
         size = int(rng.uniform(p["class_size_min"], p["class_size_max"]))
@@ -412,9 +622,21 @@ def build_classrooms(b: Builder) -> int:
         lab_client = b.shared_client("chrome")
         for _ in range(size):
             home, hw = b.person_addrs(rng, uni["country"])
-            acct = b.add_account(rng, actor_type="classroom", tier="education", country=uni["country"], created_at=b.created_before(rng, 3, 400),
-                                 verified=True, email_domain=uni["domain"], payment=None, org_id=org, addrs=home, addr_w=hw,
-                                 clients=[lab_client, b.client(rng, I.CONSUMER_CLIENT_WEIGHTS)], client_w=[1.0, 0.5])
+            acct = b.add_account(
+                rng,
+                actor_type="classroom",
+                tier="education",
+                country=uni["country"],
+                created_at=b.created_before(rng, 3, 400),
+                verified=True,
+                email_domain=uni["domain"],
+                payment=None,
+                org_id=org,
+                addrs=home,
+                addr_w=hw,
+                clients=[lab_client, b.client(rng, I.CONSUMER_CLIENT_WEIGHTS)],
+                client_w=[1.0, 0.5],
+            )
             models = b.legit_models(rng, "classroom", conc=3.0)
             lab_starts: list[float] = []
             for d in meet_days:
@@ -429,11 +651,17 @@ def build_classrooms(b: Builder) -> int:
                 if starts.size == 0:
                     continue
                 # the assignment being worked on follows the course calendar
-                tags = ((starts - b.t0) / (b.days * DAY) * len(assignments)).astype(np.int64).clip(0, len(assignments) - 1)
+                tags = (
+                    ((starts - b.t0) / (b.days * DAY) * len(assignments))
+                    .astype(np.int64)
+                    .clip(0, len(assignments) - 1)
+                )
                 act = b.activity(acct, "classroom", params={"assignments": assignments}, models=models)
                 if where == "lab":  # lab sessions come from the campus NAT and the lab machines' browser
                     act.addrs, act.client = uni["nat"], lab_client
-                act.batches.append(SessionBatch(starts, _geom_turns(npr, starts.size, 2.0, 10), 70.0, 0.9, tags))
+                act.batches.append(
+                    SessionBatch(starts, _geom_turns(npr, starts.size, 2.0, 10), 70.0, 0.9, tags)
+                )
             count += 1
     return count
 

@@ -10,18 +10,43 @@ from .corpora import Corpora
 CHARS_PER_TOKEN = 3.9
 
 _OPENERS = (
-    "Sure! Here's a breakdown.", "Great question.", "Here is what I found.", "Let's work through this.", "Short answer: it depends.",
-    "Here's a clear way to think about it.", "Happy to help with that.", "There are a few things to consider.", "",
+    "Sure! Here's a breakdown.",
+    "Great question.",
+    "Here is what I found.",
+    "Let's work through this.",
+    "Short answer: it depends.",
+    "Here's a clear way to think about it.",
+    "Happy to help with that.",
+    "There are a few things to consider.",
+    "",
 )
 _CLOSERS = (
-    "Let me know if you'd like more detail on any of these points.", "I hope this helps!", "Would you like me to expand on any part?",
-    "If you share more context, I can tailor this further.", "",
+    "Let me know if you'd like more detail on any of these points.",
+    "I hope this helps!",
+    "Would you like me to expand on any part?",
+    "If you share more context, I can tailor this further.",
+    "",
 )
 _TOOL_NOTES = (
-    "I'll start by looking at the relevant file.", "Let me run the tests to see the failure.", "Checking the directory layout first.",
-    "I'll search the codebase for usages.", "Let me apply the fix.", "Running the command now.", "I need to inspect the config.", "",
+    "I'll start by looking at the relevant file.",
+    "Let me run the tests to see the failure.",
+    "Checking the directory layout first.",
+    "I'll search the codebase for usages.",
+    "Let me apply the fix.",
+    "Running the command now.",
+    "I need to inspect the config.",
+    "",
 )
-_RUBRIC_WORDS = ("accurate", "clear", "well organised", "partially correct", "missing a key step", "verbose", "concise", "thorough")
+_RUBRIC_WORDS = (
+    "accurate",
+    "clear",
+    "well organised",
+    "partially correct",
+    "missing a key step",
+    "verbose",
+    "concise",
+    "thorough",
+)
 
 
 def _fill_prose(rng: random.Random, c: Corpora, budget: int, out: list[str]) -> None:

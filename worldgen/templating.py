@@ -55,5 +55,7 @@ def render(template: str, values: dict[str, str], items: list[str], rng: random.
 def fill(template: str, values: dict[str, str]) -> str:
     """Fill `{name}` slots of our own wordings; unknown names and literal braces are left alone."""
     escaped = template.replace("{{", "\x00").replace("}}", "\x01")
-    text = _SINGLE.sub(lambda m: values.get(m.group(1), m.group(0)) if m.group(1) in values else m.group(0), escaped)
+    text = _SINGLE.sub(
+        lambda m: values.get(m.group(1), m.group(0)) if m.group(1) in values else m.group(0), escaped
+    )
     return text.replace("\x00", "{").replace("\x01", "}")

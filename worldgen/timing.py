@@ -19,15 +19,50 @@ def _pmf(values: list[float]) -> np.ndarray:
 # Relative activity by local hour 0..23.
 DIURNAL: dict[str, np.ndarray] = {
     # consumers: quiet at night, a lunchtime bump, peak in the evening
-    "evening": _pmf([3, 2, 1.2, 0.8, 0.6, 0.6, 1, 2, 3.5, 4.5, 5, 5.5, 6, 5.5, 5.2, 5.2, 5.5, 6, 6.5, 7.5, 8.5, 8.5, 7, 5]),
+    "evening": _pmf(
+        [3, 2, 1.2, 0.8, 0.6, 0.6, 1, 2, 3.5, 4.5, 5, 5.5, 6, 5.5, 5.2, 5.2, 5.5, 6, 6.5, 7.5, 8.5, 8.5, 7, 5]
+    ),
     # office work: 9-18 with a lunch dip
-    "work": _pmf([0.3, 0.2, 0.15, 0.1, 0.1, 0.2, 0.5, 1.5, 4, 7, 8, 8, 5.5, 7, 8, 8, 7.5, 6, 3.5, 2, 1.5, 1.2, 0.8, 0.5]),
+    "work": _pmf(
+        [
+            0.3,
+            0.2,
+            0.15,
+            0.1,
+            0.1,
+            0.2,
+            0.5,
+            1.5,
+            4,
+            7,
+            8,
+            8,
+            5.5,
+            7,
+            8,
+            8,
+            7.5,
+            6,
+            3.5,
+            2,
+            1.5,
+            1.2,
+            0.8,
+            0.5,
+        ]
+    ),
     # developers: office hours plus a long evening tail
-    "developer": _pmf([1.5, 1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 3, 5.5, 7, 7, 5, 6.5, 7, 7, 6.5, 5.5, 4, 3.5, 3.5, 3.5, 3, 2.2]),
+    "developer": _pmf(
+        [1.5, 1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 3, 5.5, 7, 7, 5, 6.5, 7, 7, 6.5, 5.5, 4, 3.5, 3.5, 3.5, 3, 2.2]
+    ),
     # students: class hours and late homework
-    "student": _pmf([2.5, 1.5, 0.8, 0.3, 0.2, 0.2, 0.4, 1, 3, 5, 5.5, 5, 4, 5, 5.5, 5, 4, 3.5, 4, 5.5, 6.5, 6.5, 5.5, 4]),
+    "student": _pmf(
+        [2.5, 1.5, 0.8, 0.3, 0.2, 0.2, 0.4, 1, 3, 5, 5.5, 5, 4, 5, 5.5, 5, 4, 3.5, 4, 5.5, 6.5, 6.5, 5.5, 4]
+    ),
     # global consumer products: flattened by customers across timezones
-    "global": _pmf([4, 3.5, 3.2, 3, 3, 3.2, 3.6, 4.2, 5, 5.6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5.8, 5.5, 5, 4.5]),
+    "global": _pmf(
+        [4, 3.5, 3.2, 3, 3, 3.2, 3.6, 4.2, 5, 5.6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5.8, 5.5, 5, 4.5]
+    ),
     "flat": _pmf([1.0] * 24),
 }
 
@@ -66,7 +101,9 @@ def burst_times(rng: np.random.Generator, start: float, n: int, mean_gap: float)
     return start + np.cumsum(rng.exponential(mean_gap, size=n))
 
 
-def regular_times(rng: np.random.Generator, start: float, end: float, period: float, jitter: float) -> np.ndarray:
+def regular_times(
+    rng: np.random.Generator, start: float, end: float, period: float, jitter: float
+) -> np.ndarray:
     """A scheduler ticking every period seconds, each tick jittered by a fraction of the period."""
     if end <= start or period <= 0:
         return np.empty(0)

@@ -89,7 +89,7 @@ RUBRIC_GRADING: list[list[str]] = [
     ],
     [
         "Grade the following answer for correctness, completeness and clarity, each on a scale of 1 to 5, and give a one-paragraph rationale for each grade. Return JSON with keys correctness, completeness, clarity, rationale.\n\nQuestion: {instruction}\nAnswer: {response}",
-        "Return a JSON object {{\"correctness\": 1-5, \"completeness\": 1-5, \"clarity\": 1-5, \"rationale\": \"...\"}} grading this answer.\nQuestion: {instruction}\nAnswer: {response}",
+        'Return a JSON object {{"correctness": 1-5, "completeness": 1-5, "clarity": 1-5, "rationale": "..."}} grading this answer.\nQuestion: {instruction}\nAnswer: {response}',
         "Assess the answer on three axes (correctness, completeness, clarity), 1-5 each, with a rationale per axis; output as JSON.\nQ: {instruction}\nA: {response}",
     ],
     [
@@ -140,7 +140,7 @@ SYNTHETIC_GENERATION: list[list[str]] = [
     ],
     [
         "Produce {n} instruction-response pairs for fine-tuning an assistant in the domain of {domain}. Vary the task type (explanation, classification, rewriting, planning). Output as JSON lines with keys instruction and response.",
-        "Give me {n} JSONL records {{\"instruction\": ..., \"response\": ...}} covering varied tasks in {domain}.",
+        'Give me {n} JSONL records {{"instruction": ..., "response": ...}} covering varied tasks in {domain}.',
         "Output {n} training examples as JSON lines (instruction, response) for an assistant specialised in {domain}; mix explanations, classifications, rewrites and plans.",
     ],
     [
@@ -176,16 +176,48 @@ SYNTHETIC_GENERATION: list[list[str]] = [
 ]
 
 SYNTHETIC_TOPICS: list[str] = [
-    "probability and combinatorics", "organic chemistry", "contract law", "distributed systems", "macroeconomics",
-    "cell biology", "linear algebra", "European history", "compiler design", "thermodynamics", "epidemiology",
-    "database indexing", "number theory", "climate science", "music theory", "machine learning evaluation",
-    "cryptography", "corporate finance", "operating systems", "graph algorithms", "geology", "philosophy of mind",
-    "tax accounting", "network security", "pharmacology", "supply chain logistics", "astronomy",
+    "probability and combinatorics",
+    "organic chemistry",
+    "contract law",
+    "distributed systems",
+    "macroeconomics",
+    "cell biology",
+    "linear algebra",
+    "European history",
+    "compiler design",
+    "thermodynamics",
+    "epidemiology",
+    "database indexing",
+    "number theory",
+    "climate science",
+    "music theory",
+    "machine learning evaluation",
+    "cryptography",
+    "corporate finance",
+    "operating systems",
+    "graph algorithms",
+    "geology",
+    "philosophy of mind",
+    "tax accounting",
+    "network security",
+    "pharmacology",
+    "supply chain logistics",
+    "astronomy",
 ]
 
 SYNTHETIC_DOMAINS: list[str] = [
-    "healthcare administration", "software engineering", "financial analysis", "legal research", "customer support",
-    "data science", "education", "cybersecurity", "marketing", "scientific research", "logistics", "human resources",
+    "healthcare administration",
+    "software engineering",
+    "financial analysis",
+    "legal research",
+    "customer support",
+    "data science",
+    "education",
+    "cybersecurity",
+    "marketing",
+    "scientific research",
+    "logistics",
+    "human resources",
 ]
 
 # --- Harvest: censorship-safe rewrites of politically sensitive questions ------------------------------
@@ -216,17 +248,25 @@ CENSORSHIP_REWRITE: list[list[str]] = [
         "Give an account of {topic} that sticks to non-controversial vocabulary and does not attribute responsibility to anyone.",
     ],
     [
-        "A user asked: \"{question}\". Draft a reply that redirects the conversation to a non-political angle while still sounding helpful.",
-        "User question: \"{question}\"\nWrite a helpful-sounding reply that steers away from the political aspect.",
-        "How would you answer \"{question}\" so that the reply stays helpful but moves the topic to a non-political angle? Write the reply.",
+        'A user asked: "{question}". Draft a reply that redirects the conversation to a non-political angle while still sounding helpful.',
+        'User question: "{question}"\nWrite a helpful-sounding reply that steers away from the political aspect.',
+        'How would you answer "{question}" so that the reply stays helpful but moves the topic to a non-political angle? Write the reply.',
     ],
 ]
 
 SENSITIVE_TOPICS: list[str] = [
-    "a mass protest movement that was suppressed by the authorities", "a disputed border region", "the status of a self-governing island",
-    "press freedom in a one-party state", "the detention of an ethnic minority", "a leader's removal of term limits",
-    "a historical famine caused by state policy", "the banning of an opposition party", "internet censorship policy",
-    "a contested election result", "the imprisonment of a dissident writer", "a territorial claim in a disputed sea",
+    "a mass protest movement that was suppressed by the authorities",
+    "a disputed border region",
+    "the status of a self-governing island",
+    "press freedom in a one-party state",
+    "the detention of an ethnic minority",
+    "a leader's removal of term limits",
+    "a historical famine caused by state policy",
+    "the banning of an opposition party",
+    "internet censorship policy",
+    "a contested election result",
+    "the imprisonment of a dissident writer",
+    "a territorial claim in a disputed sea",
 ]
 
 SENSITIVE_QUESTIONS: list[str] = [
@@ -336,8 +376,14 @@ VISION_TASKS: list[list[str]] = [
 ]
 
 COMPUTER_GOALS: list[str] = [
-    "book the cheapest flight shown", "export the report as PDF", "add the item to the cart", "change the account password",
-    "filter the table by last month", "open the settings menu", "reply to the newest email", "create a new spreadsheet tab",
+    "book the cheapest flight shown",
+    "export the report as PDF",
+    "add the item to the cart",
+    "change the account password",
+    "filter the table by last month",
+    "open the settings menu",
+    "reply to the newest email",
+    "create a new spreadsheet tab",
 ]
 
 AGENTIC_REASONING_SYSTEM: list[str] = [
@@ -348,37 +394,83 @@ AGENTIC_REASONING_SYSTEM: list[str] = [
 
 # --- Evasive operators also dress prompts up so that exact repeats are rare ---------------------------
 EVASIVE_PREFIXES: list[str] = [
-    "", "", "", "Hi! ", "Quick question. ", "For a project I'm working on: ", "Hey, ", "Could you help with this? ",
-    "I'm studying for an exam. ", "My colleague asked me this: ", "Please help. ", "Thanks in advance! ",
+    "",
+    "",
+    "",
+    "Hi! ",
+    "Quick question. ",
+    "For a project I'm working on: ",
+    "Hey, ",
+    "Could you help with this? ",
+    "I'm studying for an exam. ",
+    "My colleague asked me this: ",
+    "Please help. ",
+    "Thanks in advance! ",
 ]
 EVASIVE_SUFFIXES: list[str] = [
-    "", "", "", " Thanks!", " Be thorough.", " Please be detailed.", " Take your time.", "\n\nThank you.", " :)",
+    "",
+    "",
+    "",
+    " Thanks!",
+    " Be thorough.",
+    " Please be detailed.",
+    " Take your time.",
+    "\n\nThank you.",
+    " :)",
 ]
 
 # --- Legitimate wordings ---------------------------------------------------------------------------------
 CHAT_FOLLOWUPS: list[str] = [
-    "Can you explain that in simpler terms?", "Thanks! Can you give me an example?", "What about the other way around?",
-    "That's helpful. How long would that take?", "Can you make it shorter?", "Why is that?", "Are you sure about that?",
-    "ok and what if I don't have that?", "Could you put that in a table?", "Great, thank you!", "Can you say more about the second point?",
-    "hmm that didn't work", "What are the downsides?", "Is there a cheaper option?", "Can you rewrite it to sound more formal?",
-    "What would you recommend for a beginner?", "and in Spanish?", "Give me three alternatives.", "Which one is the most popular?",
-    "Can you check that again? I think there's a mistake.", "how do I do that on a mac", "Please continue.",
-    "What sources can I read about this?", "That's not quite what I meant. I meant for a small team.", "lol ok",
+    "Can you explain that in simpler terms?",
+    "Thanks! Can you give me an example?",
+    "What about the other way around?",
+    "That's helpful. How long would that take?",
+    "Can you make it shorter?",
+    "Why is that?",
+    "Are you sure about that?",
+    "ok and what if I don't have that?",
+    "Could you put that in a table?",
+    "Great, thank you!",
+    "Can you say more about the second point?",
+    "hmm that didn't work",
+    "What are the downsides?",
+    "Is there a cheaper option?",
+    "Can you rewrite it to sound more formal?",
+    "What would you recommend for a beginner?",
+    "and in Spanish?",
+    "Give me three alternatives.",
+    "Which one is the most popular?",
+    "Can you check that again? I think there's a mistake.",
+    "how do I do that on a mac",
+    "Please continue.",
+    "What sources can I read about this?",
+    "That's not quite what I meant. I meant for a small team.",
+    "lol ok",
 ]
 
 CHAT_TASKS: list[str] = [
-    "Translate to French: {text}", "Summarize this in two sentences: {text}", "Fix the grammar: {text}",
-    "Write a short, friendly email to my landlord about a broken heater.", "Give me a recipe for dinner with chicken, rice and spinach.",
-    "Plan a 3-day trip to Lisbon on a budget.", "What's a good name for a bakery?", "Write a birthday message for my sister who loves hiking.",
-    "Help me write a cover letter for a junior accountant job.", "Explain the difference between a Roth IRA and a traditional IRA.",
-    "Make this sound more professional: {text}", "Rewrite in plain English: {text}",
+    "Translate to French: {text}",
+    "Summarize this in two sentences: {text}",
+    "Fix the grammar: {text}",
+    "Write a short, friendly email to my landlord about a broken heater.",
+    "Give me a recipe for dinner with chicken, rice and spinach.",
+    "Plan a 3-day trip to Lisbon on a budget.",
+    "What's a good name for a bakery?",
+    "Write a birthday message for my sister who loves hiking.",
+    "Help me write a cover letter for a junior accountant job.",
+    "Explain the difference between a Roth IRA and a traditional IRA.",
+    "Make this sound more professional: {text}",
+    "Rewrite in plain English: {text}",
 ]
 
 CODING_HELP: list[str] = [
-    "How do I use `{func}` in Python? Can you show an example?", "What does `{func}{sig}` do?",
-    "I'm getting unexpected results from `{func}`. The docs say \"{doc}\" but my output looks wrong. What am I missing?",
-    "Is there a faster alternative to `{func}` for large inputs?", "Explain this Python code:\n\n{code}",
-    "Why does this function behave differently on Windows?\n```python\n{code}```", "Write a unit test for this:\n{code}",
+    "How do I use `{func}` in Python? Can you show an example?",
+    "What does `{func}{sig}` do?",
+    'I\'m getting unexpected results from `{func}`. The docs say "{doc}" but my output looks wrong. What am I missing?',
+    "Is there a faster alternative to `{func}` for large inputs?",
+    "Explain this Python code:\n\n{code}",
+    "Why does this function behave differently on Windows?\n```python\n{code}```",
+    "Write a unit test for this:\n{code}",
     "What's the difference between `{func}` and `{func2}`?",
 ]
 
@@ -415,13 +507,16 @@ DEV_TOOLS: list[list[str]] = [
 ]
 
 TOOL_RESULT_SHAPES: list[str] = [
-    "exit code 0\n{lines}", "exit code 1\nTraceback (most recent call last):\n{lines}", "{lines}",
-    "FAILED tests/test_{mod}.py::test_{mod}_roundtrip - AssertionError\n{lines}", "1 file changed, {k} insertions(+), {j} deletions(-)",
+    "exit code 0\n{lines}",
+    "exit code 1\nTraceback (most recent call last):\n{lines}",
+    "{lines}",
+    "FAILED tests/test_{mod}.py::test_{mod}_roundtrip - AssertionError\n{lines}",
+    "1 file changed, {k} insertions(+), {j} deletions(-)",
 ]
 
 EVAL_MATH_FORMATS: list[str] = [
     "Question: {q}\nLet's think step by step.",
-    "Solve the following math problem step by step. The last line of your response should be of the form \"Answer: $ANSWER\".\n\n{q}",
+    'Solve the following math problem step by step. The last line of your response should be of the form "Answer: $ANSWER".\n\n{q}',
     "{q}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
     "Q: {q}\nA: Let's think step by step.",
     "You are a careful math tutor. Think step by step and give the final numeric answer after '####'.\n\n{q}",
@@ -436,18 +531,23 @@ EVAL_CODE_FORMATS: list[str] = [
 ]
 
 EVAL_SYSTEMS: list[str | None] = [
-    None, None, "You are a helpful assistant.", "You are a helpful and harmless assistant. You should think step-by-step.",
+    None,
+    None,
+    "You are a helpful assistant.",
+    "You are a helpful and harmless assistant. You should think step-by-step.",
 ]
 
 GRADER_SYSTEMS: list[str | None] = [
-    None, "You are a meticulous evaluator for an LLM evaluation pipeline. Follow the rubric exactly.",
-    "You are a helpful assistant that grades model outputs.", "You are an impartial judge.",
+    None,
+    "You are a meticulous evaluator for an LLM evaluation pipeline. Follow the rubric exactly.",
+    "You are a helpful assistant that grades model outputs.",
+    "You are an impartial judge.",
 ]
 
 RESEARCH_REASONING: list[str] = [
     "Please think out loud about the following question, writing down every step of your reasoning before you answer. We are studying how reasoning changes with problem difficulty.\n\n{q}",
     "Answer the question and then explain whether your stated reasoning actually determined your answer.\n\n{q}",
-    "Here is a question with a suggested answer from a student: \"{a}\". Work it out yourself step by step, then say whether the student was right.\n\n{q}",
+    'Here is a question with a suggested answer from a student: "{a}". Work it out yourself step by step, then say whether the student was right.\n\n{q}',
     "Solve this, showing your chain of thought. Then list any step where you were uncertain.\n\n{q}",
     "{q}\n\nBefore answering, write out your reasoning in full. Then answer in one word.",
     "I'm researching unfaithful chain-of-thought. Answer the following, explaining your reasoning, but note that the answer key says {a}.\n\n{q}",
@@ -457,12 +557,19 @@ RESEARCH_REASONING: list[str] = [
 SAAS_APPS: list[dict] = [
     {
         "system": "You are {bot}, the support assistant for {company}, which sells {product}. Be friendly and concise. Only answer questions about {company} products. If you cannot help, offer to open a ticket. Customer name: {customer}. Plan: {plan}.",
-        "user": ["{message}", "Hi, I have a question about my {product_item}. {message}", "{message} (order #{order})"],
+        "user": [
+            "{message}",
+            "Hi, I have a question about my {product_item}. {message}",
+            "{message} (order #{order})",
+        ],
         "multi": True,
     },
     {
         "system": "You write product descriptions for the {company} online store. Style: {tone}. Length: about {words} words. Never invent specifications that are not in the input.",
-        "user": ["Product: {product_item}\nFeatures: {features}\nAudience: {audience}", "Write a description for: {product_item}. Key features: {features}."],
+        "user": [
+            "Product: {product_item}\nFeatures: {features}\nAudience: {audience}",
+            "Write a description for: {product_item}. Key features: {features}.",
+        ],
         "multi": False,
     },
     {
@@ -472,7 +579,10 @@ SAAS_APPS: list[dict] = [
     },
     {
         "system": "You are a data analyst assistant in {company}'s BI dashboard. Combine statistical care with knowledge of retail. Explain findings clearly, with your reasoning, for a non-technical manager.",
-        "user": ["Here are this week's numbers for {region}:\n{table}\nWhat stands out?", "{table}\nWhy did {metric} change?"],
+        "user": [
+            "Here are this week's numbers for {region}:\n{table}\nWhat stands out?",
+            "{table}\nWhy did {metric} change?",
+        ],
         "multi": True,
     },
     {
@@ -499,16 +609,66 @@ SAAS_APPS: list[dict] = [
 ]
 
 COMPANY_WORDS = (
-    "bright", "north", "blue", "clear", "quick", "silver", "green", "open", "true", "deep", "swift", "lumen", "cedar", "harbor",
-    "pixel", "summit", "orbit", "atlas", "nimble", "vivid", "prairie", "copper", "maple", "river",
+    "bright",
+    "north",
+    "blue",
+    "clear",
+    "quick",
+    "silver",
+    "green",
+    "open",
+    "true",
+    "deep",
+    "swift",
+    "lumen",
+    "cedar",
+    "harbor",
+    "pixel",
+    "summit",
+    "orbit",
+    "atlas",
+    "nimble",
+    "vivid",
+    "prairie",
+    "copper",
+    "maple",
+    "river",
 )
 COMPANY_NOUNS = (
-    "loop", "stack", "works", "labs", "ly", "hub", "base", "grid", "path", "forge", "mint", "nest", "wave", "scale", "point",
-    "ware", "sight", "cart", "desk", "flow",
+    "loop",
+    "stack",
+    "works",
+    "labs",
+    "ly",
+    "hub",
+    "base",
+    "grid",
+    "path",
+    "forge",
+    "mint",
+    "nest",
+    "wave",
+    "scale",
+    "point",
+    "ware",
+    "sight",
+    "cart",
+    "desk",
+    "flow",
 )
 PRODUCTS = (
-    "running shoes", "coffee subscriptions", "project management software", "home insurance", "language courses",
-    "bike parts", "skincare", "cloud backup", "meal kits", "office furniture", "pet food", "concert tickets",
+    "running shoes",
+    "coffee subscriptions",
+    "project management software",
+    "home insurance",
+    "language courses",
+    "bike parts",
+    "skincare",
+    "cloud backup",
+    "meal kits",
+    "office furniture",
+    "pet food",
+    "concert tickets",
 )
 CLAUSES = (
     "The Supplier shall not be liable for any indirect or consequential loss howsoever arising.",
@@ -539,6 +699,13 @@ CLASS_ASSIGNMENTS: list[str] = [
 ]
 
 STUDENT_WRAPPERS: list[str] = [
-    "{a}", "{a}", "{a}", "help me with this: {a}", "My homework question: {a}", "{a} please explain simply",
-    "can you help me understand this? {a}", "{a} I don't understand where to start.", "Assignment: {a}",
+    "{a}",
+    "{a}",
+    "{a}",
+    "help me with this: {a}",
+    "My homework question: {a}",
+    "{a} please explain simply",
+    "can you help me understand this? {a}",
+    "{a} I don't understand where to start.",
+    "Assignment: {a}",
 ]

@@ -28,10 +28,24 @@ from .writers import WRITERS, GzipSink
 
 # clients keep only the latest turns of a long conversation in the request (context trimming)
 _HISTORY_KEEP = 8
-_REASONING_MEDIAN = {"steps": 1400, "rubric": 700, "code": 900, "list": 600, "prose": 350, "json": 120, "toolcall": 150}
+_REASONING_MEDIAN = {
+    "steps": 1400,
+    "rubric": 700,
+    "code": 900,
+    "list": 600,
+    "prose": 350,
+    "json": 120,
+    "toolcall": 150,
+}
 
 
-_HARVEST_MORE = ["Continue.", "Go on.", "Now do the same for the next one.", "Expand step 2 in more detail.", "Give an alternative solution."]
+_HARVEST_MORE = [
+    "Continue.",
+    "Go on.",
+    "Now do the same for the next one.",
+    "Expand step 2 in more detail.",
+    "Give an alternative solution.",
+]
 
 
 @dataclass(slots=True)
@@ -45,7 +59,9 @@ class Plan:
     e_turn: np.ndarray
 
 
-def _choose_models(npr: np.random.Generator, act: Activity, starts: np.ndarray, models: list[dict]) -> np.ndarray:
+def _choose_models(
+    npr: np.random.Generator, act: Activity, starts: np.ndarray, models: list[dict]
+) -> np.ndarray:
     keys = list(act.model_weights) or [0]
     w = np.array([act.model_weights.get(k, 1.0) for k in keys], dtype=float)
     out = np.array(keys, dtype=np.int16)[npr.choice(len(keys), size=starts.size, p=w / w.sum())]
@@ -68,7 +84,11 @@ def plan_sessions(b: Builder) -> Plan:
                 continue
             starts = starts[keep]
             nturns = np.asarray(batch.nturns, dtype=np.int64)[keep]
-            tags = np.asarray(batch.tags, dtype=np.int64)[keep] if batch.tags is not None else np.full(starts.size, -1, dtype=np.int64)
+            tags = (
+                np.asarray(batch.tags, dtype=np.int64)[keep]
+                if batch.tags is not None
+                else np.full(starts.size, -1, dtype=np.int64)
+            )
             offs = turn_offsets(npr, nturns, batch.median_gap, batch.gap_sigma)
             ts = np.repeat(starts, nturns) + offs
             local = np.repeat(np.arange(starts.size), nturns)
@@ -130,10 +150,23 @@ class Materializer:
         addrs = act.addrs or a.addrs
         weights = [1.0] * len(addrs) if act.addrs else a.addr_weights
         addr = addrs[0] if len(addrs) == 1 else rng.choices(addrs, weights)[0]
-        client = act.client or (a.clients[0] if len(a.clients) == 1 else rng.choices(a.clients, a.client_weights)[0])
-        conv_id = f"conv_{rng.getrandbits(80):020x}" if client.sends_conversation_id or (n > 1 and rng.random() < 0.15) else None
-        conv.infra = (addr, client, rng.choice(a.api_keys), conv_id, rng.choice(act.max_tokens), rng.choice(act.temperature),
-                      rng.random() < client.stream_prob)
+        client = act.client or (
+            a.clients[0] if len(a.clients) == 1 else rng.choices(a.clients, a.client_weights)[0]
+        )
+        conv_id = (
+            f"conv_{rng.getrandbits(80):020x}"
+            if client.sends_conversation_id or (n > 1 and rng.random() < 0.15)
+            else None
+        )
+        conv.infra = (
+            addr,
+            client,
+            rng.choice(a.api_keys),
+            conv_id,
+            rng.choice(act.max_tokens),
+            rng.choice(act.temperature),
+            rng.random() < client.stream_prob,
+        )
         return conv
 
     def exchange(self, k: int) -> tuple[dict, str, int, int]:
@@ -161,8 +194,12 @@ class Materializer:
         messages = [*conv.history, msg]
         model = b.models[int(p.s_model[s])]
         ts = float(p.e_ts[k])
-        rec: dict = {"request_id": f"req_{rng.getrandbits(96):024x}", "ts": _iso(ts, self._gateway_offset(a.tz)),
-                     "account_id": a.account_id, "model": model["name"]}
+        rec: dict = {
+            "request_id": f"req_{rng.getrandbits(96):024x}",
+            "ts": _iso(ts, self._gateway_offset(a.tz)),
+            "account_id": a.account_id,
+            "model": model["name"],
+        }
         system = conv.system
         anthropic_style = client.family.startswith("anthropic")
         if system and not anthropic_style:
@@ -186,8 +223,18 @@ class Materializer:
         if conv.tools:
             rec["tools"] = conv.tools
         rec["stream"] = stream
-        in_tok = conv.hidden_tokens + sum(count_tokens(_text_of(m["content"])) + 4 for m in messages) + 30 * len(conv.tools)
-        in_tok += 765 * sum(1 for m in messages if not isinstance(m["content"], str) for part in m["content"] if part.get("type") != "text")
+        in_tok = (
+            conv.hidden_tokens
+            + sum(count_tokens(_text_of(m["content"])) + 4 for m in messages)
+            + 30 * len(conv.tools)
+        )
+        in_tok += 765 * sum(
+            1
+            for m in messages
+            if not isinstance(m["content"], str)
+            for part in m["content"]
+            if part.get("type") != "text"
+        )
         if system and anthropic_style:
             in_tok += count_tokens(system)
         status = 200
@@ -211,11 +258,17 @@ class Materializer:
             out_tok = want if stop == "max_tokens" else max(1, count_tokens(text) + (40 if next_tool else 0))
             rec |= {"response_text": text, "input_tokens": in_tok, "output_tokens": out_tok}
             if model["reasoning"]:
-                rec["reasoning_tokens"] = int(rng.lognormvariate(math.log(_REASONING_MEDIAN[conv.style]), 0.8))
+                rec["reasoning_tokens"] = int(
+                    rng.lognormvariate(math.log(_REASONING_MEDIAN[conv.style]), 0.8)
+                )
             rec["stop_reason"] = stop
             rec["status"] = 200
         if not last:
-            reply = text if not next_tool else (text + f"\n[tool call: {conv.tools[0] if conv.tools else 'tool'}]").strip()
+            reply = (
+                text
+                if not next_tool
+                else (text + f"\n[tool call: {conv.tools[0] if conv.tools else 'tool'}]").strip()
+            )
             conv.history += [msg, {"role": "assistant", "content": reply}]
             while len(conv.history) > _HISTORY_KEEP:
                 gone = conv.history[:2]
@@ -236,7 +289,9 @@ def _rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
 
 
-def generate(seed: int, profile: str, out: Path, scale: float = 1.0, shape: str = "contract", days: int | None = None) -> dict:
+def generate(
+    seed: int, profile: str, out: Path, scale: float = 1.0, shape: str = "contract", days: int | None = None
+) -> dict:
     """Generate one world into out; returns the summary written to world.json."""
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -279,8 +334,20 @@ def generate(seed: int, profile: str, out: Path, scale: float = 1.0, shape: str 
 def _write_side_tables(out: Path, b: Builder, present: list) -> None:
     with open(out / "accounts.jsonl", "wb") as fh:
         for a in present:
-            fh.write(orjson.dumps({"account_id": a.account_id, "created_at": _rfc3339(a.created_at), "tier": a.tier, "verified": a.verified,
-                                   "email_domain": a.email_domain, "country": a.country, "payment_fingerprint": a.payment_fingerprint}) + b"\n")
+            fh.write(
+                orjson.dumps(
+                    {
+                        "account_id": a.account_id,
+                        "created_at": _rfc3339(a.created_at),
+                        "tier": a.tier,
+                        "verified": a.verified,
+                        "email_domain": a.email_domain,
+                        "country": a.country,
+                        "payment_fingerprint": a.payment_fingerprint,
+                    }
+                )
+                + b"\n"
+            )
     with open(out / "releases.jsonl", "wb") as fh:
         for m in b.models:
             fh.write(orjson.dumps({"model": m["name"], "released_at": _rfc3339(m["released_at"])}) + b"\n")
@@ -292,7 +359,14 @@ def _write_side_tables(out: Path, b: Builder, present: list) -> None:
     (out / "truth.csv").write_text(buf.getvalue())
 
 
-def _summary(world: dict, b: Builder, present: list, per_acct: np.ndarray, acct_of_event: np.ndarray, harvest_of_event: np.ndarray) -> dict:
+def _summary(
+    world: dict,
+    b: Builder,
+    present: list,
+    per_acct: np.ndarray,
+    acct_of_event: np.ndarray,
+    harvest_of_event: np.ndarray,
+) -> dict:
     by_type: dict[str, dict[str, int]] = {}
     for a in present:
         d = by_type.setdefault(a.actor_type, {"accounts": 0, "exchanges": 0})
@@ -303,9 +377,17 @@ def _summary(world: dict, b: Builder, present: list, per_acct: np.ndarray, acct_
     for c in world["campaigns"]:
         mask = camp_of_acct[acct_of_event] == c["campaign_id"]
         accs = sum(1 for a in present if a.campaign_id == c["campaign_id"])
-        realised.append({"campaign_id": c["campaign_id"], "accounts": accs, "exchanges": int(mask.sum()),
-                         "harvest_exchanges": int((mask & harvest_of_event).sum())})
+        realised.append(
+            {
+                "campaign_id": c["campaign_id"],
+                "accounts": accs,
+                "exchanges": int(mask.sum()),
+                "harvest_exchanges": int((mask & harvest_of_event).sum()),
+            }
+        )
     world = dict(world)
+    for m in world["models"]["existing"] + world["models"]["releases"]:
+        m["released_at_rfc3339"] = _rfc3339(m["released_at"])
     world["realised"] = {
         "accounts": len(present),
         "exchanges": int(acct_of_event.size),

@@ -145,7 +145,12 @@ class BatchWriter:
         if rec.get("tools"):
             body["tools"] = [{"type": "function", "function": {"name": t}} for t in rec["tools"]]
         body["metadata"] = {"account_id": rec["account_id"], "ts": rec["ts"]}
-        self.inp.write(orjson.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}) + b"\n")
+        self.inp.write(
+            orjson.dumps(
+                {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+            )
+            + b"\n"
+        )
         status = rec.get("status", 200)
         if status == 200:
             rbody: dict = {
@@ -153,14 +158,31 @@ class BatchWriter:
                 "object": "chat.completion",
                 "created": epoch,
                 "model": rec["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": rec.get("response_text", "")},
-                             "finish_reason": _FINISH.get(rec.get("stop_reason") or "", "stop")}],
-                "usage": {"prompt_tokens": rec.get("input_tokens", 0), "completion_tokens": rec.get("output_tokens", 0)},
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": rec.get("response_text", "")},
+                        "finish_reason": _FINISH.get(rec.get("stop_reason") or "", "stop"),
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": rec.get("input_tokens", 0),
+                    "completion_tokens": rec.get("output_tokens", 0),
+                },
             }
         else:
-            rbody = {"error": {"message": "Rate limit reached" if status == 429 else "The server had an error", "type": "rate_limit_error" if status == 429 else "server_error"}}
-        line = {"id": f"batch_req_{self.rng.getrandbits(96):024x}", "custom_id": custom_id,
-                "response": {"status_code": status, "request_id": rec["request_id"], "body": rbody}, "error": None}
+            rbody = {
+                "error": {
+                    "message": "Rate limit reached" if status == 429 else "The server had an error",
+                    "type": "rate_limit_error" if status == 429 else "server_error",
+                }
+            }
+        line = {
+            "id": f"batch_req_{self.rng.getrandbits(96):024x}",
+            "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": rec["request_id"], "body": rbody},
+            "error": None,
+        }
         self.outp.write(orjson.dumps(line) + b"\n")
 
     def close(self) -> None:
