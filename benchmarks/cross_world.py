@@ -74,6 +74,8 @@ MODELS: dict[str, Callable[[Data], AccountModel]] = {
     "evidence": fitter("evidence"),
     "evidence-3": fitter("evidence", max_logodds=3.0),
     "evidence-6": fitter("evidence", max_logodds=6.0),
+    "evidence-floor": fitter("evidence", min_logodds=0.5),
+    "evidence-floor1": fitter("evidence", min_logodds=1.0),
 }
 
 
@@ -157,14 +159,15 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["trees", "evidence"], choices=sorted(MODELS))
     parser.add_argument("--work", type=Path, default=Path("bench-out/worlds"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--generators", nargs="+", default=sorted(PLAN), choices=sorted(PLAN))
     parser.add_argument("--details", action="store_true", help="per shape and per actor type tables")
     args = parser.parse_args()
-    data = {g: {part: load(specs, args.work, args.scale) for part, specs in plan.items()} for g, plan in PLAN.items()}
+    data = {g: {part: load(specs, args.work, args.scale) for part, specs in PLAN[g].items()} for g in args.generators}
     results = []
-    for fit_on in PLAN:
+    for fit_on in args.generators:
         for name in args.models:
             model = MODELS[name](data[fit_on]["train"])
-            for report_on in PLAN:
+            for report_on in args.generators:
                 threshold = calibrate(model, data[report_on]["calibrate"], PLAN[report_on]["calibrate"])
                 results.append({"fit": fit_on, "report": report_on, "model": name,
                                 "metrics": report(model, threshold, data[report_on]["test"])})

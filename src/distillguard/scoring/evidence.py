@@ -34,6 +34,15 @@ from distillguard.scoring.model import (
     AccountModel,
 )
 
+# The traces DESIGN.md names as strong, independent evidence of harvesting: each keeps at least
+# `min_logodds` of effect at its top whatever one generator's data says, so that a world where it
+# happened not to separate cannot teach the model to ignore it.
+STRONG_INDICATORS = (
+    "e_reasoning_share", "e_rubric_share", "e_generation_share", "e_rewrite_share", "e_agent_trace_share",
+    "top_skeleton_share", "top_frame_share", "high_value_share", "log_exchanges", "new_model_pivot",
+    "cluster_sync", "cluster_infra_share", "cluster_template_share", "cluster_content_risk", "content_risk",
+)
+
 # Knots of every indicator's ramps, as quantiles of the training accounts' values.
 KNOT_QUANTILES = (0.5, 0.75, 0.9, 0.97, 0.995, 1.0)
 
@@ -161,9 +170,11 @@ def fit_evidence(
     sample_weight: np.ndarray | None = None,
     max_logodds: float = 4.0,
     l2: float = 1e-3,
+    min_logodds: float = 0.0,
     typical: np.ndarray | None = None,
 ) -> EvidenceModel:
-    """Fit the bounded evidence model; every feature's total effect is at most `max_logodds`."""
+    """Fit the bounded evidence model: every feature's total effect is at most `max_logodds`, and
+    each of `STRONG_INDICATORS` adds at least `min_logodds` across its top ramp."""
     from scipy.optimize import minimize
 
     x = np.asarray(x, dtype=np.float64)
@@ -192,8 +203,10 @@ def fit_evidence(
         grad_w = r.T @ g + 2 * l2 * w + np.repeat(20.0 * over, k)
         return value, np.concatenate(([g.sum()], grad_w))
 
-    theta0 = np.zeros(1 + f * k)
-    bounds = [(None, None)] + [(0.0, max_logodds)] * (f * k)
+    floor = np.zeros((f, k))
+    floor[[j for j, name in enumerate(features) if name in STRONG_INDICATORS], -1] = min_logodds
+    bounds = [(None, None)] + [(lo, max_logodds) for lo in floor.ravel()]
+    theta0 = np.concatenate(([0.0], floor.ravel()))
     res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000})
     weights = np.maximum(res.x[1:], 0.0).reshape(f, k)
     # The penalty lets a total overshoot slightly; scale those back so the bound is exact.
@@ -207,5 +220,5 @@ def fit_evidence(
         knots=knots,
         weights=weights,
         baseline=float(res.x[0]),
-        meta={"max_logodds": max_logodds, "l2": l2, "converged": bool(res.success)},
+        meta={"max_logodds": max_logodds, "min_logodds": min_logodds, "l2": l2, "converged": bool(res.success)},
     )
