@@ -14,6 +14,7 @@ formats are in `translate`; this module is the I/O around them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -37,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from distillguard import __version__
-from distillguard.errors import InputError
+from distillguard.errors import InputError, StateUnavailableError
 from distillguard.gateway.keys import KeyMap, extract_api_key, identify, install_log_redaction
 from distillguard.gateway.translate import (
     ANTHROPIC,
@@ -48,6 +49,7 @@ from distillguard.gateway.translate import (
     StreamError,
     StreamUsage,
     Usage,
+    check_record,
     degrade_request,
     error_body,
     parse_json_object,
@@ -64,7 +66,15 @@ from distillguard.gateway.upstream import (
     UpstreamTimeout,
     read_capped,
 )
-from distillguard.policy.decision import Decision, DegradeSpec
+from distillguard.policy.decision import (
+    DETECTOR_ERROR,
+    FAILURE_RULES,
+    STATE_UNAVAILABLE,
+    Decision,
+    DegradeSpec,
+    failure_decision,
+)
+from distillguard.policy.policy import DEFAULT_ON_DETECTOR_ERROR, DEFAULT_ON_STATE_UNAVAILABLE, FAILURE_MODES
 
 logger = logging.getLogger("distillguard.gateway")
 
@@ -92,8 +102,10 @@ T = TypeVar("T")
 
 
 class Detector(Protocol):
-    """What the gateway needs from detection and policy. Both calls are synchronous; they take the
-    requests that arrived together, in arrival order (see `Coalescer`)."""
+    """What the gateway needs from detection and policy. Both calls take the requests that arrived
+    together, in arrival order (see `Coalescer`). A detector whose `asynchronous` attribute is true
+    also has `assess_many_async` and `complete_many_async`, which the gateway awaits instead; one
+    with a `policy` attribute gives the failure modes (`Policy.on_detector_error`, ...)."""
 
     def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]: ...
 
@@ -188,6 +200,9 @@ def rfc3339_ms(ts_ms: int) -> str:
 
 def refusal(decision: Decision) -> tuple[int, str, str, dict[str, str]]:
     """(status, message, code, headers) for a refused request. Names only the rule, nothing internal."""
+    if decision.rule in FAILURE_RULES:  # fail closed: not the customer's fault, so not a policy refusal
+        return (503, "The request could not be checked right now; retry shortly.", "detection_unavailable",
+                {"retry-after": "1"})
     if decision.action == "block":
         return 403, f"This account is blocked by policy (rule: {decision.rule[:100]}).", "account_blocked", {}
     if decision.retry_after is not None:
@@ -276,15 +291,36 @@ class Coalescer:
     sees batches of one and no added wait. Each request is still decided on the account state that
     includes it and every request before it. Completions (usage read from answers) are folded in
     the same way, without anyone waiting for them.
+
+    A failure affects only the requests it is about. When a batch fails, each of its requests is
+    assessed again alone, so one request the detector cannot handle gets the failure decision and
+    the others their own decisions (a poisoned request must not switch detection off for the rest of
+    its batch). A state store that does not answer (`StateUnavailableError`) fails every request
+    alike, so the whole batch gets the failure decision at once instead of waiting out the store
+    once per request. Failure decisions follow the policy's `on_detector_error` and
+    `on_state_unavailable` (refuse or allow).
+
+    A detector with asynchronous methods (`assess_many_async`, `complete_many_async`, used when its
+    state is in Redis) is awaited by one runner task, one batch after the other: requests arriving
+    meanwhile join the next batch, and the event loop stays free while the store answers.
     """
 
-    def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH, *,
+                 on_detector_error: str = DEFAULT_ON_DETECTOR_ERROR,
+                 on_state_unavailable: str = DEFAULT_ON_STATE_UNAVAILABLE) -> None:
+        for mode in (on_detector_error, on_state_unavailable):
+            if mode not in FAILURE_MODES:
+                raise InputError(f"failure mode must be one of {', '.join(FAILURE_MODES)}, got {mode!r}")
         self.detector = detector
         self.metrics = metrics
         self.max_batch = max_batch
+        self.failed = {DETECTOR_ERROR: failure_decision(DETECTOR_ERROR, on_detector_error),
+                       STATE_UNAVAILABLE: failure_decision(STATE_UNAVAILABLE, on_state_unavailable)}
+        self._async = bool(getattr(detector, "asynchronous", False))
         self._assess: list[tuple[dict[str, Any], asyncio.Future[Decision]]] = []
         self._complete: list[dict[str, Any]] = []
         self._scheduled = False
+        self._runner: asyncio.Task[None] | None = None
 
     async def assess(self, record: dict[str, Any]) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -297,34 +333,106 @@ class Coalescer:
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self._scheduled:
+        if self._async:
+            if self._runner is None or self._runner.done():
+                # Starts at the next turn of the loop: everything arriving in this one joins it.
+                self._runner = asyncio.get_running_loop().create_task(self._run())
+        elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self) -> None:
-        self._scheduled = False
+    def _take(self) -> tuple[list[tuple[dict[str, Any], asyncio.Future[Decision]]], list[dict[str, Any]]]:
         batch, self._assess = self._assess[: self.max_batch], self._assess[self.max_batch:]
         done, self._complete = self._complete[: self.max_batch], self._complete[self.max_batch:]
-        if self._assess or self._complete:
-            self._schedule()
-        if done:
-            try:
-                self.detector.complete_many(done)
-            except Exception:
-                logger.exception("detector.complete_many failed on %d requests", len(done))
-        if not batch:
-            return
-        self.metrics.batch_size.observe(len(batch))
-        try:
-            decisions = self.detector.assess_many([record for record, _ in batch], time.time())
-        except Exception:
-            # Fail open: a detector fault (e.g. its store unreachable) must not take the API down.
-            # It is logged, audited under its own rule and visible in the decisions metric.
-            logger.exception("detector.assess_many failed; allowing %d requests", len(batch))
-            decisions = [Decision(action="allow", rule="detector-error")] * len(batch)
+        if batch:
+            self.metrics.batch_size.observe(len(batch))
+        return batch, done
+
+    @staticmethod
+    def _resolve(batch: list[tuple[dict[str, Any], asyncio.Future[Decision]]], decisions: list[Decision]) -> None:
         for (_, future), decision in zip(batch, decisions, strict=True):
             if not future.done():  # its request may have been cancelled meanwhile
                 future.set_result(decision)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, done = self._take()
+        if self._assess or self._complete:
+            self._schedule()
+        if done:
+            self._complete_sync(done)
+        if batch:
+            self._resolve(batch, self._decide_sync([record for record, _ in batch], time.time()))
+
+    def _complete_sync(self, records: list[dict[str, Any]]) -> None:
+        try:
+            self.detector.complete_many(records)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
+                return
+            for record in records:
+                self._complete_sync([record])
+
+    def _decide_sync(self, records: list[dict[str, Any]], now: float) -> list[Decision]:
+        try:
+            decisions = self.detector.assess_many(records, now)
+            if len(decisions) != len(records):
+                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
+            return decisions
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
+            return [self.failed[STATE_UNAVAILABLE]] * len(records)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector failed on request %s", records[0].get("request_id"))
+                return [self.failed[DETECTOR_ERROR]]
+            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
+            return [decision for record in records for decision in self._decide_sync([record], now)]
+
+    async def _run(self) -> None:
+        detector: Any = self.detector
+        while self._assess or self._complete:
+            batch, done = self._take()
+            if done:
+                await self._complete_async(detector, done)
+            if batch:
+                self._resolve(batch, await self._decide_async(detector, [record for record, _ in batch], time.time()))
+
+    async def _complete_async(self, detector: Any, records: list[dict[str, Any]]) -> None:
+        try:
+            await detector.complete_many_async(records)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
+                return
+            for record in records:
+                await self._complete_async(detector, [record])
+
+    async def _decide_async(self, detector: Any, records: list[dict[str, Any]], now: float) -> list[Decision]:
+        try:
+            decisions = await detector.assess_many_async(records, now)
+            if len(decisions) != len(records):
+                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
+            return list(decisions)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
+            return [self.failed[STATE_UNAVAILABLE]] * len(records)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector failed on request %s", records[0].get("request_id"))
+                return [self.failed[DETECTOR_ERROR]]
+            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
+            return [d for record in records for d in await self._decide_async(detector, [record], now)]
+
+    async def aclose(self) -> None:
+        if self._runner is not None and not self._runner.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._runner), 2.0)
 
 
 # ---------------------------------------------------------------- one exchange
@@ -428,7 +536,12 @@ class Gateway:
         self.networks = parse_networks(config.trusted_proxies)
         self.audit = AuditLog(config.audit_path)
         self.metrics = new_metrics()
-        self.coalescer = Coalescer(detector, self.metrics)
+        policy = getattr(detector, "policy", None)  # the online detector's; a scripted one has none
+        self.coalescer = Coalescer(
+            detector, self.metrics,
+            on_detector_error=getattr(policy, "on_detector_error", DEFAULT_ON_DETECTOR_ERROR),
+            on_state_unavailable=getattr(policy, "on_state_unavailable", DEFAULT_ON_STATE_UNAVAILABLE),
+        )
         # Labelled children looked up once: `labels()` validates and locks on every call. The label
         # values are few (actions, two APIs, HTTP statuses), so the caches stay small.
         self._decisions = functools.cache(lambda action: self.metrics.decisions.labels(action=action))
@@ -475,13 +588,15 @@ class Gateway:
                 ex.api, body, request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
                 api_key_id=ex.api_key_id, ip=ex.ip, user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
             )
+            check_record(record)
         except RequestError as exc:
             ex.rule = "invalid-request"
             return self._error(ex, 400, str(exc), "invalid_request", param=exc.param)
         ex.record, ex.model = record, record["model"]
         decision = await self.coalescer.assess(record)
         ex.decision = decision
-        self._decisions(decision.action).inc()
+        # Failures are counted apart: counted as `allow` they would hide detection being off.
+        self._decisions(DETECTOR_ERROR if decision.rule in FAILURE_RULES else decision.action).inc()
         if decision.refused:
             status, message, code, headers = refusal(decision)
             return self._error(ex, status, message, code, headers=headers)
@@ -554,6 +669,7 @@ class Gateway:
         self.metrics.overhead.observe(ex.overhead)
 
     async def aclose(self) -> None:
+        await self.coalescer.aclose()
         self.audit.close()
         await self.upstream.aclose()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from distillguard.ingest.normalise import Rejected, exchange_row
 from distillguard.policy.decision import DegradeSpec
 
 OPENAI = "openai"
@@ -226,6 +227,17 @@ def request_record(api: str, body: Mapping[str, Any], **context: Any) -> dict[st
         "tools": tools,
         "stream": stream,
     }
+
+
+def check_record(record: Mapping[str, Any]) -> None:
+    """Refuses (`RequestError`, naming the field) a record that the detector's own validator, the
+    ingest contract check, would refuse: one validator for logs and live traffic, so nothing the
+    gateway accepts can make the detector fail (temperature out of range, absurd max_tokens, a text
+    part without text...)."""
+    try:
+        exchange_row(record)
+    except Rejected as exc:
+        raise RequestError(f"Invalid '{exc.field}': {exc.reason}.", exc.field) from None
 
 
 def wants_usage_in_stream(body: Mapping[str, Any]) -> bool:

@@ -118,6 +118,9 @@ class Rejected(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.reason = f"{code}: {detail}"
+        # Every detail starts with the field it is about ("temperature (101 not in 0..100)"): the
+        # gateway names it in its 400 answer.
+        self.field = detail.split(" ", 1)[0]
 
 
 def json_type(value: object) -> str:

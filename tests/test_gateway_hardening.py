@@ -1,0 +1,183 @@
+"""The gateway under attack: each finding of the security review (docs/gateway.md "Threats and
+behaviour"), reproduced against a real gateway served by uvicorn, the stand-in upstream and, where
+Redis is involved, a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from distillguard.errors import InputError
+from distillguard.gateway.app import Coalescer, GatewayConfig, create_app, new_metrics
+from distillguard.gateway.standin import create_standin_app
+from distillguard.ingest.normalise import exchange_row
+from distillguard.policy.decision import Decision
+from distillguard.policy.policy import Policy
+from gateway_helpers import ScriptedDetector, ServerThread
+
+KEY = "sk-test-hardening-3b8e1f0a"
+THROTTLED_KEY = "sk-test-hardening-throttled-77"
+USER = [{"role": "user", "content": "Explain the pigeonhole principle."}]
+CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ServerThread]:
+    with ServerThread(create_standin_app()) as server:
+        yield server
+
+
+class ValidatingDetector(ScriptedDetector):
+    """Validates every record with the ingest contract check first, as the online detector does
+    (`OnlineDetector.assess_many` -> `exchange_row`), so a record it would refuse fails its batch."""
+
+    def __init__(self, decisions: dict[str, Decision] | None = None, poison: str | None = None) -> None:
+        super().__init__(decisions)
+        self.poison = poison
+        self.calls: list[int] = []
+
+    def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]:
+        self.calls.append(len(records))
+        for record in records:
+            exchange_row(record)
+            if self.poison is not None and self.poison in json.dumps(record.get("messages")):
+                raise RuntimeError("detector fault on this request")
+        return super().assess_many(records, now)
+
+
+def post(url: str, path: str, body: Any, key: str = KEY, **kwargs: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if path == CHAT else {"x-api-key": key}
+    return httpx.post(url + path, content=json.dumps(body).encode(),
+                      headers={"content-type": "application/json", **headers, **kwargs.pop("headers", {})},
+                      timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def account(key: str) -> str:
+    from distillguard.gateway.keys import identify
+
+    return identify(key, None).account_id
+
+
+@pytest.fixture
+def gateway(upstream: ServerThread, tmp_path: Path) -> Iterator[SimpleNamespace]:
+    detector = ValidatingDetector({account(THROTTLED_KEY): Decision(action="throttle", rule="throttle-flagged",
+                                                                    retry_after=30.0)})
+    config = GatewayConfig(upstream=upstream.url, audit_path=tmp_path / "audit.jsonl")
+    with ServerThread(create_app(config, detector)) as server:
+        yield SimpleNamespace(url=server.url, detector=detector, audit=tmp_path / "audit.jsonl")
+
+
+# ---------------------------------------------------------------- 1. one validator, failures per request
+
+REFUSED_BY_THE_VALIDATOR = [
+    (CHAT, {"model": "m", "messages": USER, "temperature": 101}, "temperature"),
+    (CHAT, {"model": "m", "messages": USER, "temperature": -1}, "temperature"),
+    (MESSAGES, {"model": "m", "messages": USER, "max_tokens": 10_000_001}, "max_tokens"),
+    (CHAT, {"model": "m", "messages": USER, "max_completion_tokens": 10_000_001}, "max_tokens"),
+    (CHAT, {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+     "messages[0].content[0].text"),
+    (MESSAGES, {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+     "messages[0].content[0].text"),
+    (CHAT, {"model": "m", "messages": USER * 10_001}, "messages"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), REFUSED_BY_THE_VALIDATOR)
+def test_requests_the_detector_would_refuse_are_400_naming_the_field(
+        gateway: SimpleNamespace, path: str, body: dict[str, Any], field: str) -> None:
+    response = post(gateway.url, path, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert f"'{field}'" in error["message"]
+    if path == CHAT:
+        assert error["param"] == field
+    assert gateway.detector.assessed == []  # refused before detection, never forwarded
+
+
+def test_a_poisoned_request_does_not_switch_detection_off_for_its_batch(gateway: SimpleNamespace) -> None:
+    """A throwaway key's request that makes the detector fail arrives in the same loop turn as a
+    throttled key's requests: the throttled ones stay throttled, and only the poisoned one fails."""
+    gateway.detector.poison = "POISON-7"
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+            poisoned = client.post(CHAT, json={"model": "m", "messages": [{"role": "user", "content": "POISON-7"}]},
+                                   headers={"authorization": f"Bearer {KEY}"})
+            normal = [client.post(CHAT, json={"model": "m", "messages": USER},
+                                  headers={"authorization": f"Bearer {THROTTLED_KEY}"}) for _ in range(5)]
+            return list(await asyncio.gather(poisoned, *normal))
+
+    before = samples(gateway.url)
+    poisoned, *normal = asyncio.run(burst())
+    assert [r.status_code for r in normal] == [429] * 5
+    assert poisoned.status_code == 503 and poisoned.json()["error"]["code"] == "detection_unavailable"
+    after = samples(gateway.url)
+
+    def delta(action: str) -> float:
+        key = ("distillguard_decisions_total", (("action", action),))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("detector-error") == 1 and delta("allow") == 0 and delta("throttle") == 5
+    entries = [json.loads(line) for line in gateway.audit.read_text().splitlines()]
+    assert [(e["rule"], e["status"]) for e in entries if e["rule"] == "detector-error"] == [("detector-error", 503)]
+
+
+def test_batch_failure_retries_each_request_alone() -> None:
+    detector = ValidatingDetector({"acct-t": Decision(action="throttle", rule="t", retry_after=5.0)},
+                                  poison="POISON")
+
+    async def run() -> list[Decision]:
+        coalescer = Coalescer(detector, new_metrics())
+        records = [{"request_id": str(i), "ts": 1_767_225_600_000, "account_id": "acct-t", "model": "m",
+                    "messages": [{"role": "user", "content": "POISON" if i == 2 else "fine"}]} for i in range(6)]
+        return list(await asyncio.gather(*(coalescer.assess(r) for r in records)))
+
+    decisions = asyncio.run(run())
+    assert [d.rule for d in decisions] == ["t", "t", "detector-error", "t", "t", "t"]
+    assert decisions[2].refused and detector.calls[0] == 6
+
+
+def test_failure_modes_come_from_the_policy_file(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrules: []\non_detector_error: allow\non_state_unavailable: refuse\n")
+    loaded = Policy.from_yaml(policy)
+    assert (loaded.on_detector_error, loaded.on_state_unavailable) == ("allow", "refuse")
+    defaults = Policy.default()
+    assert (defaults.on_detector_error, defaults.on_state_unavailable) == ("refuse", "allow")
+    policy.write_text("version: 1\nrules: []\non_detector_error: maybe\n")
+    with pytest.raises(InputError, match="on_detector_error: expected one of refuse, allow"):
+        Policy.from_yaml(policy)
+
+    detector = ValidatingDetector(poison="POISON")
+
+    async def run() -> Decision:
+        coalescer = Coalescer(detector, new_metrics(), on_detector_error="allow")
+        return await coalescer.assess({"request_id": "1", "ts": 1_767_225_600_000, "account_id": "a", "model": "m",
+                                       "messages": [{"role": "user", "content": "POISON"}]})
+
+    failed = asyncio.run(run())
+    assert (failed.action, failed.rule, failed.refused) == ("allow", "detector-error", False)
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+def test_valid_requests_still_pass(gateway: SimpleNamespace, path: str) -> None:
+    body = {"model": "standin-1", "messages": USER, "max_tokens": 20, "temperature": 1.0}
+    assert post(gateway.url, path, body).status_code == 200
+    assert gateway.detector.assessed[-1]["temperature"] == 1.0
+
+
