@@ -36,6 +36,38 @@ def upstream() -> Iterator[ServerThread]:
         yield server
 
 
+class Recorder:
+    """An upstream that keeps the headers of every request and answers a minimal chat completion,
+    with the response headers a test asks for."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        self.seen: list[list[tuple[str, str]]] = []
+        self.reply_headers: dict[str, str] = {}
+
+        async def record(request: Any) -> JSONResponse:
+            self.seen.append([(k.decode(), v.decode()) for k, v in request.headers.raw])
+            return JSONResponse({"id": "x", "object": "chat.completion", "choices": []}, headers=self.reply_headers)
+
+        self.app = Starlette(routes=[Route(CHAT, record, methods=["POST"]), Route(MESSAGES, record, methods=["POST"])])
+
+    def last(self, name: str) -> list[str]:
+        return [value for key, value in self.seen[-1] if key == name]
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """A gateway (trusting X-Forwarded-For from 10/8 only) in front of a recording upstream."""
+    recorder = Recorder()
+    detector = ScriptedDetector()
+    with ServerThread(recorder.app) as up, ServerThread(create_app(
+            GatewayConfig(upstream=up.url, trusted_proxies=("10.0.0.0/8",)), detector)) as server:
+        yield SimpleNamespace(url=server.url, port=server.port, recorder=recorder, detector=detector)
+
+
 class ValidatingDetector(ScriptedDetector):
     """Validates every record with the ingest contract check first, as the online detector does
     (`OnlineDetector.assess_many` -> `exchange_row`), so a record it would refuse fails its batch."""
@@ -181,3 +213,47 @@ def test_valid_requests_still_pass(gateway: SimpleNamespace, path: str) -> None:
     assert gateway.detector.assessed[-1]["temperature"] == 1.0
 
 
+
+
+# ---------------------------------------------------------------- 2. the scored key is the forwarded key
+
+
+def raw_post(url: str, path: str, headers: list[tuple[str, str]], **kwargs: Any) -> httpx.Response:
+    return httpx.post(url + path, content=json.dumps({"model": "m", "messages": USER, "max_tokens": 5}).encode(),
+                      headers=[("content-type", "application/json"), *headers], timeout=10, **kwargs)
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+def test_conflicting_or_duplicate_credentials_are_refused(recorded: SimpleNamespace, path: str) -> None:
+    cases = [
+        ([("x-api-key", "sk-throwaway-1"), ("authorization", "Bearer sk-real-2")], 400, "conflicting_credentials"),
+        ([("authorization", "Bearer sk-a-1"), ("authorization", "Bearer sk-b-2")], 400, "duplicate_credentials"),
+        ([("x-api-key", "sk-a-1"), ("x-api-key", "sk-b-2")], 400, "duplicate_credentials"),
+        ([("x-api-key", "sk-a-1"), ("authorization", "Basic dXNlcjpwYXNz")], 401, "invalid_api_key"),
+    ]
+    for headers, status, code in cases:
+        response = raw_post(recorded.url, path, headers)
+        assert response.status_code == status, (headers, response.text)
+        body = response.json()
+        message = body["error"]["message"]
+        assert message and "sk-" not in message
+        if path == CHAT:
+            assert body["error"]["code"] == code
+    refused = raw_post(recorded.url, path, [("x-api-key", "sk-a-1")], params={"api_key": "sk-real-2"})
+    assert refused.status_code == 400 and "query string" in refused.json()["error"]["message"]
+    assert recorded.recorder.seen == [] and recorded.detector.assessed == []
+
+
+def test_only_the_scored_credential_is_forwarded(recorded: SimpleNamespace) -> None:
+    same = [("authorization", "Bearer sk-same-1"), ("x-api-key", "sk-same-1"), ("api-key", "sk-azure-9")]
+    for path, kept, gone in ((CHAT, "authorization", "x-api-key"), (MESSAGES, "x-api-key", "authorization")):
+        assert raw_post(recorded.url, path, same).status_code == 200
+        assert recorded.recorder.last(gone) == [] and recorded.recorder.last("api-key") == []
+        assert len(recorded.recorder.last(kept)) == 1
+        assert recorded.detector.assessed[-1]["api_key_id"] == account_key_id("sk-same-1")
+
+
+def account_key_id(key: str) -> str:
+    from distillguard.gateway.keys import identify
+
+    return identify(key, None).api_key_id

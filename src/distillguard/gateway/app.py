@@ -39,7 +39,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from distillguard import __version__
 from distillguard.errors import InputError, StateUnavailableError
-from distillguard.gateway.keys import KeyMap, extract_api_key, identify, install_log_redaction
+from distillguard.gateway.keys import (
+    Credential,
+    CredentialError,
+    KeyMap,
+    forwarded_headers,
+    identify,
+    install_log_redaction,
+    request_credential,
+)
 from distillguard.gateway.translate import (
     ANTHROPIC,
     OPENAI,
@@ -565,12 +573,17 @@ class Gateway:
             return self._error(ex, 500, "The gateway failed to handle this request.", "internal_error")
 
     async def _handle(self, ex: Exchange, request: Request) -> Response | ProxyStream:
-        key = extract_api_key(request.headers, prefer_x_api_key=ex.api == ANTHROPIC)
-        if key is None:
+        try:
+            credential = request_credential(request.headers.raw, request.scope.get("query_string", b""),
+                                            prefer_x_api_key=ex.api == ANTHROPIC)
+        except CredentialError as exc:
+            ex.rule = exc.code.replace("_", "-")
+            return self._error(ex, exc.status, str(exc), exc.code)
+        if credential is None:
             ex.rule = "missing-api-key"
             return self._error(ex, 401, "No API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                                "missing_api_key")
-        identity = identify(key, self.config.keymap)
+        identity = identify(credential.key, self.config.keymap)
         ex.account_id, ex.api_key_id = identity.account_id, identity.api_key_id
         try:
             raw = await read_body(request, self.config.max_body_bytes)
@@ -603,16 +616,17 @@ class Gateway:
         spec = (decision.degrade or DegradeSpec()) if decision.action == "degrade" else None
         if spec is not None:
             raw = orjson.dumps(degrade_request(ex.api, body, spec))
-        return await self._forward(ex, request, raw, strip=spec is not None and spec.strip_reasoning)
+        return await self._forward(ex, request, credential, raw, strip=spec is not None and spec.strip_reasoning)
 
     # -- forwarding
 
-    async def _forward(self, ex: Exchange, request: Request, raw: bytes, strip: bool) -> Response | ProxyStream:
+    async def _forward(self, ex: Exchange, request: Request, credential: Credential, raw: bytes,
+                       strip: bool) -> Response | ProxyStream:
         scope = request.scope
         path_qs = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             path_qs += "?" + scope["query_string"].decode("latin-1")
-        headers = upstream_headers(request.headers.raw)
+        headers = upstream_headers(forwarded_headers(request.headers.raw, credential))
         ex.overhead += time.perf_counter() - ex.started
         disconnected, reply = await run_until_disconnect(
             request.receive, lambda: self.upstream.call(path_qs, headers, raw))
