@@ -5,7 +5,11 @@ Redis is involved, a real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from distillguard.errors import InputError
 from distillguard.gateway.app import Coalescer, GatewayConfig, create_app, new_metrics
+from distillguard.gateway.server import ConnectionLimits
 from distillguard.gateway.standin import create_standin_app
 from distillguard.ingest.normalise import exchange_row
 from distillguard.policy.decision import Decision
@@ -257,3 +262,112 @@ def account_key_id(key: str) -> str:
     from distillguard.gateway.keys import identify
 
     return identify(key, None).api_key_id
+
+
+# ---------------------------------------------------------------- 3. idle and slow connections
+
+
+def open_idle(port: int, n: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(n)]
+
+
+def read_all(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sends until it closes the connection, or TimeoutError."""
+    sock.settimeout(timeout)
+    out = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def small_gateway(upstream: ServerThread, **options: Any) -> ServerThread:
+    config = GatewayConfig(upstream=upstream.url, body_timeout=options.pop("body_timeout", 30.0),
+                           upstream_timeout=options.pop("upstream_timeout", 10.0))
+    return ServerThread(create_app(config, ScriptedDetector()), **options)
+
+
+def test_idle_connections_do_not_lock_out_the_api_or_healthz(upstream: ServerThread) -> None:
+    with small_gateway(upstream, max_concurrency=8, limits=ConnectionLimits(max_connections_per_ip=100)) as server:
+        idle = open_idle(server.port, 20)  # more idle connections than the concurrency limit
+        try:
+            time.sleep(0.05)
+            assert httpx.get(server.url + "/healthz", timeout=2).status_code == 200
+            assert post(server.url, CHAT, {"model": "m", "messages": USER}, timeout=2).status_code == 200
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_idle_and_trickling_connections_are_closed_after_the_head_timeout(upstream: ServerThread) -> None:
+    with small_gateway(upstream, limits=ConnectionLimits(head_timeout=0.3)) as server:
+        (idle,) = open_idle(server.port, 1)
+        (slow,) = open_idle(server.port, 1)
+        started = time.monotonic()
+        slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        for _ in range(4):  # a header a byte at a time: every byte would reset a keep-alive timer
+            time.sleep(0.05)
+            slow.sendall(b"x")
+        answers = [read_all(sock, 2.0) for sock in (idle, slow)]
+        assert time.monotonic() - started < 1.5
+        assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers), answers
+        idle.close()
+        slow.close()
+        # A client that sends its request in time is served as usual, twice on one connection.
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            for _ in range(2):
+                time.sleep(0.2)
+                assert client.get("/healthz").status_code == 200
+
+
+def test_a_stalled_body_gets_408(upstream: ServerThread) -> None:
+    with small_gateway(upstream, body_timeout=0.3) as server:
+        (sock,) = open_idle(server.port, 1)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-slow-body\r\n"
+                     b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\": ")
+        started = time.monotonic()
+        answer = read_all(sock, 2.0)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer, answer
+        assert time.monotonic() - started < 1.5
+
+
+def test_connections_from_one_address_are_capped(upstream: ServerThread) -> None:
+    with small_gateway(upstream, limits=ConnectionLimits(max_connections_per_ip=4)) as server:
+        held = open_idle(server.port, 4)
+        (extra,) = open_idle(server.port, 1)
+        assert read_all(extra, 2.0).startswith(b"HTTP/1.1 503")
+        extra.close()
+        for sock in held:
+            sock.close()
+        time.sleep(0.1)
+        assert post(server.url, CHAT, {"model": "m", "messages": USER}, timeout=2).status_code == 200
+    # Connections from a trusted proxy carry many clients: they are not capped per address.
+    exempt = ConnectionLimits(max_connections_per_ip=2, exempt_networks=("127.0.0.0/8",))
+    with small_gateway(upstream, limits=exempt) as server:
+        held = open_idle(server.port, 4)
+        try:
+            assert post(server.url, CHAT, {"model": "m", "messages": USER}, timeout=2).status_code == 200
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_healthz_is_answered_above_the_concurrency_limit(upstream: ServerThread) -> None:
+    with small_gateway(upstream, max_concurrency=2) as server:
+        hanging: list[BaseException | httpx.Response] = []
+
+        def hang() -> None:
+            try:
+                hanging.append(post(server.url, CHAT, {"model": "standin-hang", "messages": USER}, timeout=1.5))
+            except httpx.HTTPError as exc:
+                hanging.append(exc)
+
+        threads = [threading.Thread(target=hang) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # both requests are now waiting on the upstream
+        assert post(server.url, CHAT, {"model": "m", "messages": USER}, timeout=1).status_code == 503
+        assert httpx.get(server.url + "/healthz", timeout=1).status_code == 200
+        for thread in threads:
+            thread.join()

@@ -131,6 +131,9 @@ class GatewayConfig:
     connect_timeout: float = 10.0
     max_response_bytes: int = 64 << 20  # a whole (non-streamed) upstream body larger than this is a 502
     max_upstream_connections: int = 512
+    # Seconds for the whole request body once the head is in: a client trickling its body must not
+    # hold a connection (and a concurrency slot) for as long as it likes.
+    body_timeout: float = 30.0
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -586,11 +589,16 @@ class Gateway:
         identity = identify(credential.key, self.config.keymap)
         ex.account_id, ex.api_key_id = identity.account_id, identity.api_key_id
         try:
-            raw = await read_body(request, self.config.max_body_bytes)
+            async with asyncio.timeout(self.config.body_timeout):
+                raw = await read_body(request, self.config.max_body_bytes)
         except BodyTooLarge:
             ex.rule = "body-too-large"
             return self._error(ex, 413, f"The request body exceeds {self.config.max_body_bytes} bytes.",
                                "request_too_large")
+        except TimeoutError:
+            ex.rule = "body-timeout"
+            return self._error(ex, 408, f"The request body did not arrive within {self.config.body_timeout:g} "
+                                        "seconds.", "request_timeout", headers={"connection": "close"})
         except ClientDisconnect:
             ex.rule = "client-disconnected"
             return self._error(ex, CLIENT_CLOSED, "The client closed the request.", "client_closed")

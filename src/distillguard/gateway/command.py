@@ -22,20 +22,24 @@ WORKER_OPTIONS_ENV = "DISTILLGUARD_GATEWAY_OPTIONS"
 
 
 def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-           max_concurrency: int | None = None, workers: int = 1) -> None:
+           max_concurrency: int | None = None, workers: int = 1, limits: Any = None) -> None:
     import uvicorn
 
     from distillguard.gateway.keys import install_log_redaction
-    from distillguard.gateway.server import uvicorn_options
+    from distillguard.gateway.server import uvicorn_config
 
-    options = uvicorn_options(log_level=log_level, max_header_bytes=max_header_bytes,
-                              max_concurrency=max_concurrency)
+    options: dict[str, Any] = {"log_level": log_level, "max_header_bytes": max_header_bytes,
+                               "max_concurrency": max_concurrency}
     if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
         # One listening socket shared by worker processes; each builds its own gateway from
-        # WORKER_OPTIONS_ENV (and installs log redaction as it does).
-        uvicorn.run(app, host=host, port=port, workers=workers, factory=True, **options)
+        # WORKER_OPTIONS_ENV (and installs log redaction as it does). The Config, limits included,
+        # is handed to each worker as is (uvicorn.run would build one without them).
+        config = uvicorn_config(app, host, port, limits=limits, workers=workers, factory=True, **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    config = uvicorn.Config(app, host=host, port=port, **options)
+    config = uvicorn_config(app, host, port, limits=limits, **options)
     # uvicorn configures its loggers when the Config is built: redaction goes on after that.
     install_log_redaction()
     uvicorn.Server(config).run()
@@ -59,6 +63,7 @@ def _gateway_app(options: dict[str, Any]) -> Any:
         audit_path=path["audit"],
         keymap=KeyMap.load(path["accounts"]) if path["accounts"] is not None else None,
         upstream_timeout=options["upstream_timeout"],
+        body_timeout=options.get("body_timeout", 30.0),
     )
     detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
                                      redis_url=options["redis"], links=path["links"], attach=options["attach"],
@@ -115,6 +120,17 @@ def gateway_command(
         int, typer.Option("--max-concurrency", help="Open requests (including those waiting on the upstream) "
                                                     "above which new ones get 503.")
     ] = DEFAULT_MAX_CONCURRENCY,
+    head_timeout: Annotated[
+        float, typer.Option("--head-timeout", help="Seconds a connection has to send a complete request head "
+                                                   "(408 and closed after).")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option("--body-timeout", help="Seconds a request has to send its whole body (408 after).")
+    ] = 30.0,
+    max_connections_per_ip: Annotated[
+        int, typer.Option("--max-connections-per-ip", help="Open connections allowed from one client address "
+                                                           "(--trusted-proxy addresses exempt); 0 for no cap.")
+    ] = 64,
     workers: Annotated[
         int, typer.Option("--workers", help="Worker processes sharing the port (above 1 needs --redis); "
                                             "about one per core.")
@@ -134,12 +150,14 @@ def gateway_command(
         raise InputError("--max-concurrency must be positive")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if head_timeout <= 0 or body_timeout <= 0 or max_connections_per_ip < 0:
+        raise InputError("--head-timeout and --body-timeout must be positive, --max-connections-per-ip not negative")
     if workers > 1 and redis is None:
         raise InputError("--workers above 1 needs --redis: the worker processes must share account state, "
                          "or each would see only part of every account's traffic")
     options = {
         "upstream": upstream, "max_body_bytes": max_body_bytes, "trusted_proxy": list(trusted_proxy or ()),
-        "upstream_timeout": upstream_timeout, "redis": redis, "attach": attach,
+        "upstream_timeout": upstream_timeout, "body_timeout": body_timeout, "redis": redis, "attach": attach,
         "fpr_budget": fpr_budget, "segment_fpr_budget": segment_fpr_budget,
         **{key: str(value) if value is not None else None
            for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),
@@ -150,7 +168,11 @@ def gateway_command(
     if workers > 1:
         os.environ[WORKER_OPTIONS_ENV] = json.dumps(options)
         app = "distillguard.gateway.command:worker_app"
-    _serve(app, host, port, log_level, max_header_bytes, max_concurrency, workers)
+    from distillguard.gateway.server import ConnectionLimits
+
+    limits = ConnectionLimits(head_timeout=head_timeout, max_connections_per_ip=max_connections_per_ip or None,
+                              exempt_networks=tuple(trusted_proxy or ()))
+    _serve(app, host, port, log_level, max_header_bytes, max_concurrency, workers, limits)
 
 
 def standin_command(
