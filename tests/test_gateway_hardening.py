@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -27,6 +29,7 @@ from distillguard.ingest.normalise import exchange_row
 from distillguard.policy.decision import Decision
 from distillguard.policy.policy import Policy
 from gateway_helpers import ScriptedDetector, ServerThread
+from redis_server import own_redis_server
 
 KEY = "sk-test-hardening-3b8e1f0a"
 THROTTLED_KEY = "sk-test-hardening-throttled-77"
@@ -371,3 +374,69 @@ def test_healthz_is_answered_above_the_concurrency_limit(upstream: ServerThread)
         assert httpx.get(server.url + "/healthz", timeout=1).status_code == 200
         for thread in threads:
             thread.join()
+
+
+# ---------------------------------------------------------------- 4. a Redis that does not answer
+
+
+def test_a_redis_that_does_not_answer_does_not_freeze_the_gateway(upstream: ServerThread, tmp_path: Path) -> None:
+    import redis
+
+    from distillguard.engines.online import OnlineDetector
+    from distillguard.engines.state import RedisStore
+
+    refuse = tmp_path / "refuse.yaml"
+    refuse.write_text("version: 1\nrules: []\non_state_unavailable: refuse\n")
+    with own_redis_server(tmp_path) as (proc, url):
+        open_gw = OnlineDetector.create(redis_url=url, redis_timeout=0.05)
+        closed_gw = OnlineDetector.create(redis_url=url, redis_timeout=0.05, policy=refuse)
+        body = {"model": "standin-1", "messages": USER}
+        with ServerThread(create_app(GatewayConfig(upstream=upstream.url), open_gw)) as server, \
+                ServerThread(create_app(GatewayConfig(upstream=upstream.url), closed_gw)) as closed:
+            assert post(server.url, CHAT, body).status_code == 200
+            assert post(closed.url, CHAT, body).status_code == 200
+            assert httpx.get(server.url + "/healthz", timeout=2).json()["state"] == "ok"
+            before = samples(server.url)
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                assert post(server.url, CHAT, body, timeout=2).status_code == 200  # fail open, the default
+                assert time.monotonic() - started < 0.6
+
+                async def burst() -> list[int]:
+                    async with httpx.AsyncClient(base_url=server.url, timeout=3) as client:
+                        calls = [client.post(CHAT, json=body, headers={"authorization": f"Bearer {KEY}-{i}"})
+                                 for i in range(10)]
+                        return [r.status_code for r in await asyncio.gather(*calls)]
+
+                started = time.monotonic()
+                assert asyncio.run(burst()) == [200] * 10
+                assert time.monotonic() - started < 1.5  # not one timeout per request in a row
+
+                started = time.monotonic()
+                health = httpx.get(server.url + "/healthz", timeout=2)
+                assert time.monotonic() - started < 0.5
+                assert health.status_code == 200 and health.json()["status"] == "degraded"
+                assert health.json()["state"] == "unavailable"
+                refused = post(closed.url, CHAT, body, timeout=2)
+                assert refused.status_code == 503 and refused.json()["error"]["code"] == "detection_unavailable"
+                assert httpx.get(closed.url + "/healthz", timeout=2).status_code == 503
+                after = samples(server.url)
+                errors = ("distillguard_decisions_total", (("action", "detector-error"),))
+                assert after.get(errors, 0) - before.get(errors, 0) == 11
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            # Back to normal once Redis answers again: state is written again.
+            deadline = time.monotonic() + 3
+            while httpx.get(server.url + "/healthz", timeout=2).json()["status"] != "ok":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert post(server.url, CHAT, body).status_code == 200
+        client = redis.Redis.from_url(url)
+        try:
+            blob = RedisStore(client).get(account(KEY))
+        finally:
+            client.close()
+        from distillguard.behaviour.online import AccountState
+
+        assert blob is not None and AccountState.from_bytes(blob).n == 3  # one through each gateway before the pause, one after

@@ -14,20 +14,30 @@ per request).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
-from distillguard.errors import InputError
+from distillguard.errors import InputError, StateUnavailableError
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
+# Seconds the gateway waits on Redis for one command: tens of milliseconds, so that a Redis that
+# stops answering costs each request that long and no more (`--redis-timeout`).
+DEFAULT_REDIS_TIMEOUT = 0.05
+# A whole state step (WATCH, MGET, MULTI/EXEC, retries under contention) may take this many
+# command timeouts before it counts as the store being unavailable.
+_STEP_TIMEOUTS = 5
 MAX_KEY_LENGTH = 1024
 MAX_VALUE_BYTES = 1 << 20  # far above a real accumulator; stops a runaway blob from filling memory
 MAX_URL_LENGTH = 2048
@@ -235,6 +245,101 @@ class RedisStore:
         return sum(1 for _ in self.client.scan_iter(match=pattern, count=1000))
 
 
+class AsyncRedisStore:
+    """`RedisStore` for the gateway's event loop: the same keys, values and optimistic updates,
+    through redis-py's asyncio client, so waiting on Redis never blocks other requests.
+
+    Every step is bounded: each command by the client's socket timeout (`async_redis_from_url`)
+    and the whole step by `_STEP_TIMEOUTS` times it. A Redis that is down, paused or too slow
+    raises `StateUnavailableError` within that bound, which the gateway answers with the policy's
+    `on_state_unavailable`.
+    """
+
+    asynchronous = True
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        prefix: str = "dg:acct:",
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        max_retries: int = 1000,
+        timeout: float = DEFAULT_REDIS_TIMEOUT,
+    ) -> None:
+        _check_ttl(ttl_seconds)
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("AsyncRedisStore needs a client with decode_responses=False: state blobs are bytes")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self.client = client
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.conflicts = 0
+
+    def _px(self) -> int | None:
+        return None if self.ttl_seconds is None else max(1, round(self.ttl_seconds * 1000))
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, what: str) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.timeout * _STEP_TIMEOUTS):
+                yield
+        except redis.WatchError:
+            raise
+        except (TimeoutError, redis.RedisError, OSError) as exc:
+            raise StateUnavailableError(f"Redis {what}: {type(exc).__name__}") from None
+
+    async def ping(self) -> bool:
+        """Whether Redis answers within one command timeout."""
+        try:
+            async with asyncio.timeout(self.timeout * 2):
+                return bool(await self.client.ping())
+        except (TimeoutError, redis.RedisError, OSError):
+            return False
+
+    async def get(self, key: str) -> bytes | None:
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        for key in keys:
+            _check_key(key)
+        out: list[bytes | None] = []
+        async with self._bounded("read"):
+            for start in range(0, len(keys), _MGET_CHUNK):
+                out.extend(await self.client.mget([self.prefix + k for k in keys[start : start + _MGET_CHUNK]]))
+        return out
+
+    async def update(self, key: str, fn: Update) -> bytes:
+        return (await self.update_many({key: fn}))[key]
+
+    async def update_many(self, updates: Mapping[str, Update]) -> dict[str, bytes]:
+        keys = list(updates)
+        for key in keys:
+            _check_key(key)
+        if not keys:
+            return {}
+        names = [self.prefix + key for key in keys]
+        px = self._px()
+        async with self._bounded("update"), self.client.pipeline(transaction=True) as pipe:
+            for _ in range(self.max_retries + 1):
+                try:
+                    await pipe.watch(*names)
+                    olds = await pipe.mget(names)
+                    new = {key: _check_value(updates[key](old)) for key, old in zip(keys, olds, strict=True)}
+                    pipe.multi()
+                    for key, name in zip(keys, names, strict=True):
+                        pipe.set(name, new[key], px=px)
+                    await pipe.execute()
+                    return new
+                except redis.WatchError:
+                    self.conflicts += 1
+        raise StateConflictError(f"state keys changed under {self.max_retries} update attempts in a row")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
 def _glob_escape(text: str) -> str:
     # SCAN MATCH is a glob; a prefix holding *, ?, [ or \ must match literally.
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
@@ -278,6 +383,25 @@ def redis_from_url(url: str, *, ping: bool = False) -> redis.Redis:
             client.close()
             raise InputError(f"cannot reach Redis at {shown}: {_safe_message(exc, url)}") from None
     return client
+
+
+def async_redis_from_url(url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT) -> redis.asyncio.Redis:
+    """An asyncio Redis client for `url` whose every command gives up after `timeout` seconds, with
+    no retry of its own (redis-py retries timeouts with backoff by default, which would turn one
+    timeout into seconds); a one-line InputError for an unusable URL."""
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        raise InputError(f"Redis URL must be a non-empty string of at most {MAX_URL_LENGTH} characters")
+    if not (isinstance(timeout, int | float) and 0 < timeout <= 60):
+        raise InputError(f"Redis timeout must be in (0, 60] seconds, got {timeout!r}")
+    shown = redact_url(url)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _REDIS_SCHEMES:
+        raise InputError(f"Redis URL {shown}: expected a redis://, rediss:// or unix:// URL")
+    try:
+        return redis.asyncio.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                            retry=AsyncRetry(NoBackoff(), 0))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"Redis URL {shown}: {_safe_message(exc, url)}") from None
 
 
 def _safe_message(exc: BaseException, url: str) -> str:

@@ -690,8 +690,26 @@ class Gateway:
         self._request_seconds(ex.api).observe(now - ex.started)
         self.metrics.overhead.observe(ex.overhead)
 
+    async def health(self) -> Response:
+        """`/healthz`: ok, or degraded when the detector's state store does not answer (asked with
+        the store's own short timeout, so the probe is answered promptly either way). Degraded is
+        503 only when the policy refuses requests in that state: with fail-open the gateway still
+        serves, and a load balancer should keep sending it traffic."""
+        check = getattr(self.detector, "health_async", None)
+        parts: dict[str, str] = await check() if check is not None else {}
+        degraded = any(value != "ok" for value in parts.values())
+        body = {"status": "degraded" if degraded else "ok", **parts, "version": __version__,
+                "uptime_seconds": round(time.time() - self.started_at, 1)}
+        refusing = self.coalescer.failed[STATE_UNAVAILABLE].refused
+        return Response(orjson.dumps(body), status_code=503 if degraded and refusing else 200,
+                        media_type="application/json")
+
     async def aclose(self) -> None:
         await self.coalescer.aclose()
+        close = getattr(self.detector, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
         self.audit.close()
         await self.upstream.aclose()
 
@@ -791,9 +809,7 @@ def create_app(config: GatewayConfig, detector: Detector) -> GatewayApp:
         return await gateway.handle(ANTHROPIC, request)
 
     async def healthz(request: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok", "version": __version__,
-                                      "uptime_seconds": round(time.time() - gateway.started_at, 1)}),
-                        media_type="application/json")
+        return await gateway.health()
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from distillguard.engines.command import FprBudgetOption, SegmentBudgetOption
+from distillguard.engines.state import DEFAULT_REDIS_TIMEOUT
 from distillguard.errors import InputError
 from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
@@ -68,7 +69,8 @@ def _gateway_app(options: dict[str, Any]) -> Any:
     detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
                                      redis_url=options["redis"], links=path["links"], attach=options["attach"],
                                      fpr_budget=options["fpr_budget"],
-                                     segment_fpr_budget=options["segment_fpr_budget"])
+                                     segment_fpr_budget=options["segment_fpr_budget"],
+                                     redis_timeout=options.get("redis_timeout", DEFAULT_REDIS_TIMEOUT))
     return create_app(config, detector)
 
 
@@ -102,6 +104,10 @@ def gateway_command(
     redis: Annotated[
         str | None, typer.Option("--redis", help="Redis URL for state shared by several gateway replicas, e.g. redis://host:6379/0.")
     ] = None,
+    redis_timeout: Annotated[
+        float, typer.Option("--redis-timeout", help="Seconds to wait on Redis per command before the policy's "
+                                                    "on_state_unavailable applies.")
+    ] = DEFAULT_REDIS_TIMEOUT,
     audit: Annotated[Path | None, typer.Option("--audit", help="Append one JSON line per request to this file.")] = None,
     trusted_proxy: Annotated[
         list[str] | None,
@@ -150,6 +156,8 @@ def gateway_command(
         raise InputError("--max-concurrency must be positive")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if not 0 < redis_timeout <= 60:
+        raise InputError("--redis-timeout must be in (0, 60] seconds")
     if head_timeout <= 0 or body_timeout <= 0 or max_connections_per_ip < 0:
         raise InputError("--head-timeout and --body-timeout must be positive, --max-connections-per-ip not negative")
     if workers > 1 and redis is None:
@@ -157,7 +165,8 @@ def gateway_command(
                          "or each would see only part of every account's traffic")
     options = {
         "upstream": upstream, "max_body_bytes": max_body_bytes, "trusted_proxy": list(trusted_proxy or ()),
-        "upstream_timeout": upstream_timeout, "body_timeout": body_timeout, "redis": redis, "attach": attach,
+        "upstream_timeout": upstream_timeout, "body_timeout": body_timeout, "redis": redis,
+        "redis_timeout": redis_timeout, "attach": attach,
         "fpr_budget": fpr_budget, "segment_fpr_budget": segment_fpr_budget,
         **{key: str(value) if value is not None else None
            for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),

@@ -239,17 +239,34 @@ class Policy:
 
     def decide(self, a: Assessment, now: float, buckets: BucketStore) -> Decision:
         """The action for this request: the first rule whose conditions hold, else the default."""
+        rule = self.rule_for(a)
+        if rule is None:
+            return self.decision(None, a)
+        wait = None
+        if rule.throttle is not None:
+            t = rule.throttle
+            wait = buckets.take(t.bucket_key(a), t.per_minute, t.burst, now)
+        return self.decision(rule, a, wait)
+
+    def rule_for(self, a: Assessment) -> Rule | None:
+        """The first rule whose conditions hold (None: the default action). With `decision`, the
+        two halves of `decide`, for callers that take the throttle tokens themselves (the gateway
+        takes a whole batch's from Redis in one round trip)."""
         for rule in self.rules:
             if rule.when.matches(a):
-                return _apply(rule, a, now, buckets)
-        return Decision(action=self.default_action, rule="default", reasons=a.reasons, risk=a.risk)
+                return rule
+        return None
+
+    def decision(self, rule: Rule | None, a: Assessment, wait: float | None = None) -> Decision:
+        """The decision of `rule` on `a`; `wait` is what its throttle's token take answered."""
+        if rule is None:
+            return Decision(action=self.default_action, rule="default", reasons=a.reasons, risk=a.risk)
+        return _apply(rule, a, wait)
 
 
-def _apply(rule: Rule, a: Assessment, now: float, buckets: BucketStore) -> Decision:
+def _apply(rule: Rule, a: Assessment, wait: float | None) -> Decision:
     base = {"action": rule.action, "rule": rule.name, "reasons": a.reasons, "risk": a.risk}
     if rule.throttle is not None:
-        t = rule.throttle
-        wait = buckets.take(t.bucket_key(a), t.per_minute, t.burst, now)
         return Decision(**base, retry_after=wait)
     if rule.action == "degrade":
         spec = rule.degrade or DegradeSpec()
