@@ -440,3 +440,106 @@ def test_a_redis_that_does_not_answer_does_not_freeze_the_gateway(upstream: Serv
         from distillguard.behaviour.online import AccountState
 
         assert blob is not None and AccountState.from_bytes(blob).n == 3  # one through each gateway before the pause, one after
+
+
+# ---------------------------------------------------------------- 5. caps and bounded state
+
+
+def text_parts(n: int) -> list[dict[str, str]]:
+    return [{"type": "text", "text": "a"}] * n
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    (CHAT, {"model": "m", "messages": USER * 1001}, "messages"),
+    (CHAT, {"model": "m", "messages": [{"role": "user", "content": text_parts(20_000)}]}, "messages[0].content"),
+    (CHAT, {"model": "m", "messages": [{"role": "user", "content": text_parts(1500)}] * 2}, "messages[1].content"),
+    (MESSAGES, {"model": "m", "max_tokens": 5, "system": text_parts(2001), "messages": USER}, "system"),
+    (MESSAGES, {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t", "content": text_parts(3000)}]}]}, "messages[0].content[0].content"),
+])
+def test_messages_and_parts_beyond_the_caps_are_400_before_detection(
+        gateway: SimpleNamespace, path: str, body: dict[str, Any], field: str) -> None:
+    response = post(gateway.url, path, body)
+    assert response.status_code == 400, response.text[:300]
+    assert f"'{field}'" in response.json()["error"]["message"]
+    assert gateway.detector.assessed == []
+
+
+class GatekeeperUpstream:
+    """An upstream that, like a real provider, refuses keys it did not issue (401)."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def chat(request: Any) -> JSONResponse:
+            if request.headers.get("authorization", "").startswith("Bearer sk-real-"):
+                return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
+            return JSONResponse({"error": {"message": "bad key", "type": "invalid_request_error"}}, status_code=401)
+
+        self.app = Starlette(routes=[Route(CHAT, chat, methods=["POST"])])
+
+
+def test_a_flood_of_unknown_keys_cannot_evict_real_account_state() -> None:
+    from distillguard.behaviour.online import AccountState
+    from distillguard.engines.online import OnlineDetector
+
+    detector = OnlineDetector.create(max_accounts=20, probation_accounts=5)
+    real = [f"sk-real-{i}" for i in range(3)]
+    body = {"model": "m", "messages": USER}
+
+    async def send(url: str, keys: list[str]) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            out = []
+            for key in keys:  # one after the other: each completion lands before the next request
+                out.append((await client.post(CHAT, json=body, headers={"authorization": f"Bearer {key}"})).status_code)
+            return out
+
+    with ServerThread(GatekeeperUpstream().app) as up, \
+            ServerThread(create_app(GatewayConfig(upstream=up.url), detector)) as server:
+        assert asyncio.run(send(server.url, real * 2)) == [200] * 6
+        assert asyncio.run(send(server.url, [f"sk-fake-{i}" for i in range(60)])) == [401] * 60
+        time.sleep(0.1)
+    store = detector.store
+    assert len(store.probation) == 5  # the fakes evicted only each other
+    states = [store.main.get(account(key)) for key in real]
+    assert all(blob is not None and AccountState.from_bytes(blob).n == 2 for blob in states)
+    assert all(store.main.get(account(f"sk-fake-{i}")) is None for i in range(60))
+
+
+def test_redis_state_is_capped_and_unconfirmed_accounts_kept_apart(redis_client: Any, redis_url: str) -> None:
+    from distillguard.engines.state import AsyncRedisStore, async_redis_from_url
+
+    clock = iter(range(1_800_000_000, 1_900_000_000))
+
+    def put(tag: bytes) -> Any:
+        return lambda old: (old or b"") + tag
+
+    async def run() -> None:
+        store = AsyncRedisStore(async_redis_from_url(redis_url, timeout=1.0), max_entries=3, probation_entries=2,
+                                clock=lambda: float(next(clock)))
+        try:
+            await store.update("~window-start", lambda old: old or b"w")  # engine key: never evicted
+            for i in range(5):
+                await store.update_many({f"real-{i}": put(b"r")}, confirmed={f"real-{i}"})
+            for i in range(4):
+                await store.update_many({f"fake-{i}": put(b"f")})
+            # Least recently updated evicted first, in each pool apart.
+            assert await store.count() == 3 and await store.count(probation=True) == 2
+            assert await store.get_many_tiered(["real-0", "real-1", "real-2", "real-3", "real-4"]) == [
+                None, None, b"r", b"r", b"r"]
+            assert await store.get_many_tiered(["fake-0", "fake-1", "fake-2", "fake-3"]) == [None, None, b"f", b"f"]
+            # Confirming a probation account moves its state into the main pool (evicting the oldest).
+            await store.update_many({"fake-3": put(b"!")}, confirmed={"fake-3"})
+            assert await store.get_many(["fake-3", "real-2"]) == [b"f!", None]
+            assert await store.count(probation=True) == 1
+            # Once in the main pool an account stays there, confirmed or not.
+            await store.update_many({"fake-3": put(b"+")})
+            assert await store.get_many(["fake-3"]) == [b"f!+"]
+            assert await store.get("~window-start") == b"w"
+        finally:
+            await store.aclose()
+
+    asyncio.run(run())
+    assert redis_client.ttl("dg:acct:~index") > 0  # the index expires with the state it indexes

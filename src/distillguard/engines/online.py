@@ -31,7 +31,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
-from distillguard.engines.state import DEFAULT_REDIS_TIMEOUT, MemoryStore, StateStore
+from distillguard.engines.state import (
+    DEFAULT_MAX_ACCOUNTS,
+    DEFAULT_PROBATION_ACCOUNTS,
+    DEFAULT_REDIS_TIMEOUT,
+    MemoryStore,
+    ProbationStore,
+    StateStore,
+)
 from distillguard.errors import InputError
 from distillguard.ingest.normalise import exchange_row
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, match_cluster
@@ -247,24 +254,33 @@ class OnlineDetector:
         fpr_budget: float = DEFAULT_FPR_BUDGET,
         segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
         redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        probation_accounts: int = DEFAULT_PROBATION_ACCOUNTS,
     ) -> OnlineDetector:
         """A detector from the command line's files: in-process state, or shared through Redis.
 
         With Redis the detector is asynchronous (`asynchronous`, `assess_many_async`, ...): its
         state and buckets go through redis-py's asyncio client with `redis_timeout` per command, for
-        the gateway's event loop."""
+        the gateway's event loop.
+
+        Either way, state is kept in two bounded pools (`ProbationStore`): at most `max_accounts`
+        confirmed accounts (known to the accounts table, or with a request the upstream accepted),
+        and at most `probation_accounts` others, so that keys the upstream refuses cannot evict the
+        state of real accounts."""
         from distillguard.ingest.rejects import RejectSink
         from distillguard.ingest.tables import read_accounts, read_releases
 
         rejects = RejectSink(None)
-        store: Any = None
+        store: Any = ProbationStore(MemoryStore(max_accounts), MemoryStore(probation_accounts))
         buckets: Any = None
         if redis_url:
             from distillguard.engines.state import AsyncRedisStore, async_redis_from_url
             from distillguard.policy.buckets import AsyncRedisBuckets
 
             client = async_redis_from_url(redis_url, timeout=redis_timeout)
-            store, buckets = AsyncRedisStore(client, timeout=redis_timeout), AsyncRedisBuckets(client)
+            store = AsyncRedisStore(client, timeout=redis_timeout, max_entries=max_accounts,
+                                    probation_entries=probation_accounts)
+            buckets = AsyncRedisBuckets(client)
         account_table = read_accounts(accounts, rejects) if accounts else None
         release_table = read_releases(releases, rejects) if releases else None
         if rejects.total:
@@ -337,7 +353,20 @@ class OnlineDetector:
 
     def complete_many(self, records: Sequence[dict[str, Any]]) -> None:
         """`complete` for several answers: one state update per account, one store step for all."""
-        self.store.update_many(self._usage_updates(records))
+        updates = self._usage_updates(records)
+        self._update_store(updates, self._confirmed(updates, records))
+
+    def _update_store(self, updates: Mapping[str, Callable[[bytes | None], bytes]], confirmed: set[str]) -> None:
+        if getattr(self.store, "tiered", False):
+            self.store.update_many(updates, confirmed=confirmed)  # type: ignore[call-arg]
+        else:
+            self.store.update_many(updates)
+
+    def _confirmed(self, accounts: Collection[str], records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The accounts of `accounts` whose state belongs in the main pool of a `ProbationStore`:
+        known to the accounts table, or with a request in `records` that the upstream accepted."""
+        accepted = {str(r["account_id"]) for r in records if type(r.get("status")) is int and 200 <= r["status"] < 300}
+        return {account for account in accounts if account in self.accounts or account in accepted}
 
     def _usage_updates(self, records: Sequence[dict[str, Any]]) -> dict[str, Callable[[bytes | None], bytes]]:
         by_account: dict[str, list[dict[str, Any]]] = {}
@@ -374,7 +403,7 @@ class OnlineDetector:
             blob = await self.store.update(_WINDOW_KEY, lambda old: old or packed)
             self._window_start = struct.unpack("<q", blob)[0]
         updates, seen = self._folds(rows, with_usage=False)
-        await self.store.update_many(updates)
+        await self.store.update_many(updates, confirmed=self._confirmed(updates, ()))
         assessments = self._assessments(seen)
         rules = [self.policy.rule_for(a) for a in assessments]
         takes = [(rule.throttle.bucket_key(a), rule.throttle.per_minute, rule.throttle.burst, now)
@@ -385,7 +414,8 @@ class OnlineDetector:
 
     async def complete_many_async(self, records: Sequence[dict[str, Any]]) -> None:
         """`complete_many` with an asynchronous store."""
-        await self.store.update_many(self._usage_updates(records))
+        updates = self._usage_updates(records)
+        await self.store.update_many(updates, confirmed=self._confirmed(updates, records))
 
     async def health_async(self) -> dict[str, str]:
         """What `/healthz` reports about the state store: answers promptly whatever Redis does."""
@@ -415,7 +445,7 @@ class OnlineDetector:
         if not rows:
             return []
         updates, seen = self._folds(rows, with_usage)
-        self.store.update_many(updates)
+        self._update_store(updates, self._confirmed(updates, ()))
         assessments = self._assessments(seen)
         return [(self.policy.decide(a, now, self.buckets), s.before)
                 for s, a, now in zip(seen, assessments, nows, strict=True)]

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -155,6 +155,65 @@ class MemoryStore:
         with self._lock:
             return {key: self.update(key, fn) for key, fn in updates.items()}
 
+    def discard(self, key: str) -> bytes | None:
+        """Remove `key`, returning its blob (None when absent or expired)."""
+        _check_key(key)
+        with self._lock:
+            blob = self._live(key, self._clock())
+            self._data.pop(key, None)
+            return blob
+
+
+DEFAULT_MAX_ACCOUNTS = 1_000_000
+DEFAULT_PROBATION_ACCOUNTS = 50_000
+
+
+class ProbationStore:
+    """Account state in two bounded pools: the main one, for confirmed accounts, and a small
+    probation pool for the rest.
+
+    The gateway cannot tell a real key from a made-up one before the upstream answers, and state
+    written for every key that shows up would let a flood of fake keys evict real accounts' state
+    (a campaign's history among them). So `update_many` writes an account to the main pool only
+    when it is there already or listed in `confirmed` (moving it out of probation), and otherwise to
+    the probation pool. The detector confirms an account once the upstream accepted one of its
+    requests (a 2xx), or when the accounts table knows it. Each pool evicts its least recently
+    updated entry when full: fake keys only ever evict each other. `update` (the engine's own keys,
+    such as the window start) always writes to the main pool.
+    """
+
+    tiered = True
+
+    def __init__(self, main: MemoryStore | None = None, probation: MemoryStore | None = None) -> None:
+        self.main = main if main is not None else MemoryStore(DEFAULT_MAX_ACCOUNTS)
+        self.probation = probation if probation is not None else MemoryStore(DEFAULT_PROBATION_ACCOUNTS)
+        self._lock = threading.RLock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            blob = self.main.get(key)
+            return blob if blob is not None else self.probation.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with self._lock:
+            return [self.get(key) for key in keys]
+
+    def update(self, key: str, fn: Update) -> bytes:
+        return self.main.update(key, fn)
+
+    def update_many(self, updates: Mapping[str, Update], confirmed: Collection[str] = ()) -> dict[str, bytes]:
+        out = {}
+        with self._lock:
+            for key, fn in updates.items():
+                if self.main.get(key) is not None:
+                    out[key] = self.main.update(key, fn)
+                elif key in confirmed:
+                    old = self.probation.discard(key)
+                    out[key] = self.main.update(key, lambda _, old=old, fn=fn: fn(old))  # type: ignore[misc]
+                else:
+                    out[key] = self.probation.update(key, fn)
+        return out
+
 
 class StateConflictError(RuntimeError):
     """A key kept changing under an update for `max_retries` attempts in a row."""
@@ -245,6 +304,19 @@ class RedisStore:
         return sum(1 for _ in self.client.scan_iter(match=pattern, count=1000))
 
 
+INDEX_SUFFIX = "~index"
+# Trim a pool to its cap: the entries updated longest ago go first, with their index members. The
+# key names come from the index, so this needs a single Redis (or keys in one cluster slot).
+_TRIM_LUA = """
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if excess <= 0 then return 0 end
+local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+for _, name in ipairs(old) do redis.call('DEL', name) end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+return excess
+"""
+
+
 class AsyncRedisStore:
     """`RedisStore` for the gateway's event loop: the same keys, values and optimistic updates,
     through redis-py's asyncio client, so waiting on Redis never blocks other requests.
@@ -256,6 +328,7 @@ class AsyncRedisStore:
     """
 
     asynchronous = True
+    tiered = True
 
     def __init__(
         self,
@@ -264,18 +337,31 @@ class AsyncRedisStore:
         ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
         max_retries: int = 1000,
         timeout: float = DEFAULT_REDIS_TIMEOUT,
+        max_entries: int = DEFAULT_MAX_ACCOUNTS,
+        probation_prefix: str = "dg:prob:",
+        probation_entries: int = DEFAULT_PROBATION_ACCOUNTS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         _check_ttl(ttl_seconds)
         if client.get_connection_kwargs().get("decode_responses"):
             raise ValueError("AsyncRedisStore needs a client with decode_responses=False: state blobs are bytes")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        for cap in (max_entries, probation_entries):
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ValueError(f"entry caps must be integers >= 1, got {cap!r}")
         self.client = client
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
         self.max_retries = max_retries
         self.timeout = timeout
         self.conflicts = 0
+        # Each pool is bounded like `MemoryStore`: a sorted set of its keys by time of last update
+        # (`<prefix>~index`), trimmed from the oldest end in the same transaction as every write.
+        self.pools = {prefix: max_entries, probation_prefix: probation_entries}
+        self.probation_prefix = probation_prefix
+        self._clock = clock
+        self._trim = client.register_script(_TRIM_LUA)
 
     def _px(self) -> int | None:
         return None if self.ttl_seconds is None else max(1, round(self.ttl_seconds * 1000))
@@ -310,31 +396,87 @@ class AsyncRedisStore:
                 out.extend(await self.client.mget([self.prefix + k for k in keys[start : start + _MGET_CHUNK]]))
         return out
 
-    async def update(self, key: str, fn: Update) -> bytes:
-        return (await self.update_many({key: fn}))[key]
+    async def get_many_tiered(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's blob from the main pool, else from probation."""
+        main, probation = await self.get_many(keys), await self._get_prefixed(self.probation_prefix, keys)
+        return [m if m is not None else p for m, p in zip(main, probation, strict=True)]
 
-    async def update_many(self, updates: Mapping[str, Update]) -> dict[str, bytes]:
+    async def _get_prefixed(self, prefix: str, keys: Sequence[str]) -> list[bytes | None]:
+        async with self._bounded("read"):
+            return list(await self.client.mget([prefix + k for k in keys])) if keys else []
+
+    async def update(self, key: str, fn: Update) -> bytes:
+        """An engine key (the window start): main pool, never indexed, so never evicted."""
+        _check_key(key)
+        name = self.prefix + key
+        async with self._bounded("update"), self.client.pipeline(transaction=True) as pipe:
+            for _ in range(self.max_retries + 1):
+                try:
+                    await pipe.watch(name)
+                    new = _check_value(fn(await pipe.get(name)))
+                    pipe.multi()
+                    pipe.set(name, new, px=self._px())
+                    await pipe.execute()
+                    return new
+                except redis.WatchError:
+                    self.conflicts += 1
+        raise StateConflictError(f"state key changed under {self.max_retries} update attempts in a row")
+
+    async def update_many(self, updates: Mapping[str, Update], confirmed: Collection[str] = ()) -> dict[str, bytes]:
+        """As `ProbationStore.update_many`: an account is written to the main pool when it is there
+        already or in `confirmed` (leaving probation), to the probation pool otherwise; one
+        transaction for all, the pools trimmed to their caps in it."""
         keys = list(updates)
         for key in keys:
             _check_key(key)
         if not keys:
             return {}
-        names = [self.prefix + key for key in keys]
+        mains = [self.prefix + key for key in keys]
+        probations = [self.probation_prefix + key for key in keys]
         px = self._px()
         async with self._bounded("update"), self.client.pipeline(transaction=True) as pipe:
             for _ in range(self.max_retries + 1):
                 try:
-                    await pipe.watch(*names)
-                    olds = await pipe.mget(names)
-                    new = {key: _check_value(updates[key](old)) for key, old in zip(keys, olds, strict=True)}
+                    await pipe.watch(*mains, *probations)
+                    olds = await pipe.mget([*mains, *probations])
+                    writes: dict[str, dict[str, bytes]] = {self.prefix: {}, self.probation_prefix: {}}
+                    leave: list[str] = []
+                    new = {}
+                    for i, key in enumerate(keys):
+                        in_main, in_probation = olds[i], olds[len(keys) + i]
+                        if in_main is not None or key in confirmed:
+                            new[key] = _check_value(updates[key](in_main if in_main is not None else in_probation))
+                            writes[self.prefix][mains[i]] = new[key]
+                            if in_probation is not None:
+                                leave.append(probations[i])
+                        else:
+                            new[key] = _check_value(updates[key](in_probation))
+                            writes[self.probation_prefix][probations[i]] = new[key]
                     pipe.multi()
-                    for key, name in zip(keys, names, strict=True):
-                        pipe.set(name, new[key], px=px)
+                    now_ms = int(self._clock() * 1000)
+                    for pool, blobs in writes.items():
+                        if not blobs:
+                            continue
+                        index = pool + INDEX_SUFFIX
+                        for name, blob in blobs.items():
+                            pipe.set(name, blob, px=px)
+                        pipe.zadd(index, dict.fromkeys(blobs, now_ms))
+                        if px is not None:
+                            pipe.pexpire(index, px)
+                        await self._trim(keys=[index], args=[self.pools[pool]], client=pipe)
+                    if leave:
+                        pipe.delete(*leave)
+                        pipe.zrem(self.probation_prefix + INDEX_SUFFIX, *leave)
                     await pipe.execute()
                     return new
                 except redis.WatchError:
                     self.conflicts += 1
         raise StateConflictError(f"state keys changed under {self.max_retries} update attempts in a row")
+
+    async def count(self, probation: bool = False) -> int:
+        """Accounts tracked in the main (or probation) pool, from its index."""
+        async with self._bounded("read"):
+            return int(await self.client.zcard((self.probation_prefix if probation else self.prefix) + INDEX_SUFFIX))
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -50,6 +50,8 @@ from distillguard.gateway.keys import (
 )
 from distillguard.gateway.translate import (
     ANTHROPIC,
+    DEFAULT_MAX_MESSAGES,
+    DEFAULT_MAX_PARTS,
     OPENAI,
     ReasoningStripper,
     RequestError,
@@ -134,6 +136,8 @@ class GatewayConfig:
     # Seconds for the whole request body once the head is in: a client trickling its body must not
     # hold a connection (and a concurrency slot) for as long as it likes.
     body_timeout: float = 30.0
+    max_messages: int = DEFAULT_MAX_MESSAGES  # per request, 400 above (before any detection work)
+    max_parts: int = DEFAULT_MAX_PARTS  # content parts per request, all messages and system together
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -606,7 +610,8 @@ class Gateway:
             body = parse_json_object(raw)
             user_agent = request.headers.get("user-agent")
             record = request_record(
-                ex.api, body, request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
+                ex.api, body, max_messages=self.config.max_messages, max_parts=self.config.max_parts,
+                request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
                 api_key_id=ex.api_key_id, ip=ex.ip, user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
             )
             check_record(record)

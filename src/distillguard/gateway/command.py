@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from distillguard.engines.command import FprBudgetOption, SegmentBudgetOption
-from distillguard.engines.state import DEFAULT_REDIS_TIMEOUT
+from distillguard.engines.state import DEFAULT_MAX_ACCOUNTS, DEFAULT_PROBATION_ACCOUNTS, DEFAULT_REDIS_TIMEOUT
 from distillguard.errors import InputError
 from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
+from distillguard.gateway.translate import DEFAULT_MAX_MESSAGES, DEFAULT_MAX_PARTS
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 
 DEFAULT_MAX_CONCURRENCY = 256
@@ -65,12 +66,16 @@ def _gateway_app(options: dict[str, Any]) -> Any:
         keymap=KeyMap.load(path["accounts"]) if path["accounts"] is not None else None,
         upstream_timeout=options["upstream_timeout"],
         body_timeout=options.get("body_timeout", 30.0),
+        max_messages=options.get("max_messages", DEFAULT_MAX_MESSAGES),
+        max_parts=options.get("max_parts", DEFAULT_MAX_PARTS),
     )
     detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
                                      redis_url=options["redis"], links=path["links"], attach=options["attach"],
                                      fpr_budget=options["fpr_budget"],
                                      segment_fpr_budget=options["segment_fpr_budget"],
-                                     redis_timeout=options.get("redis_timeout", DEFAULT_REDIS_TIMEOUT))
+                                     redis_timeout=options.get("redis_timeout", DEFAULT_REDIS_TIMEOUT),
+                                     max_accounts=options.get("max_accounts", DEFAULT_MAX_ACCOUNTS),
+                                     probation_accounts=options.get("probation_accounts", DEFAULT_PROBATION_ACCOUNTS))
     return create_app(config, detector)
 
 
@@ -137,6 +142,21 @@ def gateway_command(
         int, typer.Option("--max-connections-per-ip", help="Open connections allowed from one client address "
                                                            "(--trusted-proxy addresses exempt); 0 for no cap.")
     ] = 64,
+    max_messages: Annotated[
+        int, typer.Option("--max-messages", help="Messages per request (400 above).")
+    ] = DEFAULT_MAX_MESSAGES,
+    max_parts: Annotated[
+        int, typer.Option("--max-parts", help="Content parts per request, all messages together (400 above).")
+    ] = DEFAULT_MAX_PARTS,
+    max_accounts: Annotated[
+        int, typer.Option("--max-accounts", help="Confirmed accounts whose state is kept (least recently "
+                                                 "updated evicted first), in memory or in Redis.")
+    ] = DEFAULT_MAX_ACCOUNTS,
+    probation_accounts: Annotated[
+        int, typer.Option("--probation-accounts", help="Accounts not yet confirmed by an accepted request "
+                                                       "whose state is kept apart (least recently updated "
+                                                       "evicted first).")
+    ] = DEFAULT_PROBATION_ACCOUNTS,
     workers: Annotated[
         int, typer.Option("--workers", help="Worker processes sharing the port (above 1 needs --redis); "
                                             "about one per core.")
@@ -156,6 +176,8 @@ def gateway_command(
         raise InputError("--max-concurrency must be positive")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if min(max_messages, max_parts, max_accounts, probation_accounts) < 1:
+        raise InputError("--max-messages, --max-parts, --max-accounts and --probation-accounts must be positive")
     if not 0 < redis_timeout <= 60:
         raise InputError("--redis-timeout must be in (0, 60] seconds")
     if head_timeout <= 0 or body_timeout <= 0 or max_connections_per_ip < 0:
@@ -166,7 +188,8 @@ def gateway_command(
     options = {
         "upstream": upstream, "max_body_bytes": max_body_bytes, "trusted_proxy": list(trusted_proxy or ()),
         "upstream_timeout": upstream_timeout, "body_timeout": body_timeout, "redis": redis,
-        "redis_timeout": redis_timeout, "attach": attach,
+        "redis_timeout": redis_timeout, "attach": attach, "max_messages": max_messages, "max_parts": max_parts,
+        "max_accounts": max_accounts, "probation_accounts": probation_accounts,
         "fpr_budget": fpr_budget, "segment_fpr_budget": segment_fpr_budget,
         **{key: str(value) if value is not None else None
            for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),

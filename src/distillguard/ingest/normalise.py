@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 MAX_MESSAGES = 10_000
+MAX_PARTS = 10_000  # content parts of one message (or of `system`); above, corrupt or hostile
 MAX_TOKENS = 10_000_000  # above any context window; larger values are corrupt or hostile
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
@@ -185,6 +186,8 @@ def _content_text(content: Any, where: str) -> tuple[str, int]:
         return "", 0
     if type(content) is not list:
         raise wrong_type(where, "string or array of parts", content)
+    if len(content) > MAX_PARTS:
+        raise Rejected("too-large", f"{where} ({len(content)} parts > {MAX_PARTS})")
     texts: list[str] = []
     media = 0
     for j, part in enumerate(content):
