@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from distillguard.errors import InputError
-from distillguard.gateway.app import Coalescer, GatewayConfig, create_app, new_metrics
+from distillguard.gateway.app import Coalescer, GatewayConfig, create_admin_app, create_app, new_metrics
 from distillguard.gateway.server import ConnectionLimits
 from distillguard.gateway.standin import create_standin_app
 from distillguard.ingest.normalise import exchange_row
@@ -543,3 +543,131 @@ def test_redis_state_is_capped_and_unconfirmed_accounts_kept_apart(redis_client:
 
     asyncio.run(run())
     assert redis_client.ttl("dg:acct:~index") > 0  # the index expires with the state it indexes
+
+
+# ---------------------------------------------------------------- 6. logs, admin endpoints, headers, errors
+
+
+def test_redaction_keeps_uvicorns_access_log_working(gateway: SimpleNamespace) -> None:
+    import io
+    import logging
+
+    from uvicorn.logging import AccessFormatter
+
+    errors: list[BaseException | None] = []
+
+    class Capture(logging.StreamHandler):  # type: ignore[type-arg]
+        def handleError(self, record: logging.LogRecord) -> None:
+            import sys
+
+            errors.append(sys.exc_info()[1])
+
+    out = io.StringIO()
+    handler = Capture(out)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s'))
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(handler)
+    try:
+        assert httpx.get(gateway.url + f"/healthz?api_key={KEY}&x=1", timeout=5).status_code == 200
+        post(gateway.url, CHAT, {"model": "m", "messages": USER}, params={"api_key": KEY})
+        time.sleep(0.1)
+    finally:
+        access.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert errors == [] and len(lines) == 2, (errors, lines)
+    assert all("api_key=[REDACTED]" in line and KEY not in line for line in lines)
+    assert '"GET /healthz?api_key=[REDACTED]&x=1 HTTP/1.1" 200' in lines[0]
+
+
+def test_health_and_metrics_can_live_on_an_admin_port_only(upstream: ServerThread) -> None:
+    app = create_app(GatewayConfig(upstream=upstream.url, admin_separate=True), ScriptedDetector())
+    with ServerThread(app) as api, ServerThread(create_admin_app(app)) as admin:
+        assert post(api.url, CHAT, {"model": "m", "messages": USER}).status_code == 200
+        assert httpx.get(api.url + "/metrics", timeout=5).status_code == 404
+        assert httpx.get(api.url + "/healthz", timeout=5).status_code == 404
+        assert httpx.get(admin.url + "/healthz", timeout=5).json()["status"] == "ok"
+        metrics = httpx.get(admin.url + "/metrics", timeout=5)
+        assert 'distillguard_requests_total{api="openai",status="200"} 1.0' in metrics.text
+        assert httpx.post(admin.url + CHAT, json={}, timeout=5).status_code == 404
+
+
+def test_the_command_serves_the_admin_port(upstream: ServerThread, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    binary = Path(sys.executable).parent / "distillguard"
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = subprocess.Popen([str(binary), "gateway", "--upstream", upstream.url, "--port", str(ports[0]),
+                             "--admin-port", str(ports[1]), "--log-level", "warning"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{ports[1]}/healthz", timeout=1).status_code == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
+            time.sleep(0.05)
+        api = f"http://127.0.0.1:{ports[0]}"
+        assert post(api, CHAT, {"model": "standin-1", "messages": USER}).status_code == 200
+        assert httpx.get(api + "/metrics", timeout=5).status_code == 404
+        assert "distillguard_requests_total" in httpx.get(f"http://127.0.0.1:{ports[1]}/metrics", timeout=5).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    assert proc.returncode is not None
+
+
+def test_forwarded_for_gets_the_real_peer(recorded: SimpleNamespace, upstream: ServerThread) -> None:
+    spoofed = [("authorization", "Bearer sk-xff-1"), ("x-forwarded-for", "6.6.6.6"), ("x-real-ip", "6.6.6.6")]
+    assert raw_post(recorded.url, CHAT, spoofed).status_code == 200
+    # The peer (127.0.0.1) is not a trusted proxy: what the client wrote is not passed on.
+    assert recorded.recorder.last("x-forwarded-for") == ["127.0.0.1"]
+    assert recorded.recorder.last("x-real-ip") == []
+    recorder = Recorder()
+    with ServerThread(recorder.app) as up, ServerThread(create_app(
+            GatewayConfig(upstream=up.url, trusted_proxies=("127.0.0.1/32",)), ScriptedDetector())) as server:
+        assert raw_post(server.url, CHAT, spoofed).status_code == 200
+    # From a trusted proxy the chain is kept and the peer appended, as every proxy on the way does.
+    assert recorder.last("x-forwarded-for") == ["6.6.6.6, 127.0.0.1"]
+
+
+def test_headers_named_in_the_upstreams_connection_header_are_not_returned(recorded: SimpleNamespace) -> None:
+    recorded.recorder.reply_headers = {"connection": "x-hop-secret", "x-hop-secret": "internal", "x-kept": "yes"}
+    response = raw_post(recorded.url, CHAT, [("authorization", "Bearer sk-hop-1")])
+    assert response.status_code == 200
+    assert "x-hop-secret" not in response.headers and response.headers["x-kept"] == "yes"
+
+
+def test_deep_nesting_is_400_also_when_degraded(upstream: ServerThread) -> None:
+    from distillguard.policy.decision import DegradeSpec
+
+    detector = ScriptedDetector({account(KEY): Decision(action="degrade", rule="d", degrade=DegradeSpec(max_tokens=5))})
+    nested = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "metadata": ' + \
+        b"[" * 300 + b"]" * 300 + b"}"
+    with ServerThread(create_app(GatewayConfig(upstream=upstream.url), detector)) as server:
+        response = httpx.post(server.url + CHAT, content=nested, timeout=5,
+                              headers={"authorization": f"Bearer {KEY}", "content-type": "application/json"})
+        assert response.status_code == 400 and "levels deep" in response.json()["error"]["message"]
+        # Ordinary nesting (tool schemas) is untouched.
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "array", "items": {"type": "string"}}}}}}}}]
+        assert post(server.url, CHAT, {"model": "m", "messages": USER, "tools": tools}).status_code == 200
+
+
+def test_502_bodies_do_not_name_exception_classes() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = GatewayConfig(upstream=f"http://127.0.0.1:{port}", connect_timeout=2)
+    with ServerThread(create_app(config, ScriptedDetector())) as server:
+        for path in (CHAT, MESSAGES):
+            response = post(server.url, path, {"model": "m", "max_tokens": 5, "messages": USER})
+            assert response.status_code == 502
+            message = response.json()["error"]["message"]
+            assert "Error" not in message and "Exception" not in message and "Client" not in message, message

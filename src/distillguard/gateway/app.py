@@ -103,6 +103,8 @@ _HOP_BY_HOP = frozenset({
     b"te", b"trailer", b"transfer-encoding", b"upgrade",
 })
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
+# What a client says about its own address: believed (and passed on) only from a trusted proxy.
+_CLIENT_ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded"})
 # The body may be rewritten (degrade) and is always sent decoded, so length and encoding are ours.
 _NOT_RETURNED = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
 
@@ -136,6 +138,9 @@ class GatewayConfig:
     # Seconds for the whole request body once the head is in: a client trickling its body must not
     # hold a connection (and a concurrency slot) for as long as it likes.
     body_timeout: float = 30.0
+    # `/healthz` and `/metrics` only on the admin app (`create_admin_app`, `--admin-port`), not on
+    # the API port an internet-facing gateway exposes.
+    admin_separate: bool = False
     max_messages: int = DEFAULT_MAX_MESSAGES  # per request, 400 above (before any detection work)
     max_parts: int = DEFAULT_MAX_PARTS  # content parts per request, all messages and system together
 
@@ -192,19 +197,36 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[
     return str(address)
 
 
-def upstream_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def upstream_headers(raw: Iterable[tuple[bytes, bytes]], peer: str | None = None,
+                     peer_trusted: bool = False) -> list[tuple[bytes, bytes]]:
     """The client's headers as forwarded: the key unchanged, connection headers dropped, and an
-    uncompressed response asked for (the gateway reads usage out of it)."""
+    uncompressed response asked for (the gateway reads usage out of it).
+
+    With `peer` (the socket peer's address), `X-Forwarded-For` is rewritten as a proxy does: the
+    peer appended to the chain when the peer is a trusted proxy, and otherwise the peer alone
+    (with `X-Real-IP` and `Forwarded` dropped), since anything an untrusted client wrote there is
+    its own claim. The upstream can then trust the right-most entry."""
     raw = list(raw)
     listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
               for token in value.split(b",")}
-    headers = [(name, value) for name, value in raw if name.lower() not in _NOT_FORWARDED | listed]
+    dropped = _NOT_FORWARDED | listed
+    if peer is not None:
+        dropped = dropped | _CLIENT_ADDRESS_HEADERS if not peer_trusted else dropped | {b"x-forwarded-for"}
+    headers = [(name, value) for name, value in raw if name.lower() not in dropped]
+    if peer is not None:
+        chain = [value.strip() for name, value in raw if name.lower() == b"x-forwarded-for"] if peer_trusted else []
+        headers.append((b"x-forwarded-for", b", ".join([*(c for c in chain if c), peer.encode("latin-1")])))
     headers.append((b"accept-encoding", b"identity"))
     return headers
 
 
 def returned_headers(raw: Iterable[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED]
+    """The upstream's response headers as returned: connection headers dropped, those the
+    upstream's own `Connection` header names included (they describe its hop, not the answer)."""
+    raw = list(raw)
+    listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
+              for token in value.split(b",")}
+    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED | listed]
     headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
     return headers
 
@@ -639,7 +661,11 @@ class Gateway:
         path_qs = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             path_qs += "?" + scope["query_string"].decode("latin-1")
-        headers = upstream_headers(forwarded_headers(request.headers.raw, credential))
+        peer = request.client.host if request.client else None
+        address = _address(peer) if peer else None
+        headers = upstream_headers(forwarded_headers(request.headers.raw, credential),
+                                   peer=str(address) if address is not None else peer,
+                                   peer_trusted=address is not None and _trusted(address, self.networks))
         ex.overhead += time.perf_counter() - ex.started
         disconnected, reply = await run_until_disconnect(
             request.receive, lambda: self.upstream.call(path_qs, headers, raw))
@@ -767,8 +793,9 @@ class ProxyStream:
                 tail = stream_error_event(self.ex.api, 504, "The upstream model API stopped answering.",
                                           code="upstream_timeout")
             except (UpstreamError, StreamError) as exc:
+                logger.warning("upstream stream failed on request %s: %s", self.ex.request_id, type(exc).__name__)
                 self.status = 502
-                tail = stream_error_event(self.ex.api, 502, f"The upstream model API failed: {type(exc).__name__}.",
+                tail = stream_error_event(self.ex.api, 502, "The upstream model API failed mid-stream.",
                                           code="upstream_error")
             except Exception:  # a fault of ours: still end the stream properly, in the API's format
                 logger.exception("stream relay failed on request %s", self.ex.request_id)
@@ -826,16 +853,22 @@ def create_app(config: GatewayConfig, detector: Detector) -> GatewayApp:
         finally:
             await gateway.aclose()
 
+    admin = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
     routes = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *([] if config.admin_separate else admin),
         ],
         lifespan=lifespan,
     )
-    return GatewayApp(gateway, routes)
+    return GatewayApp(gateway, routes, Starlette(routes=admin))
+
+
+def create_admin_app(app: GatewayApp) -> ASGIApp:
+    """`/healthz` and `/metrics` of `app`'s gateway, for a separate admin port (`--admin-port`);
+    the gateway's own lifespan stays with `app`."""
+    return app.admin
 
 
 _API_ROUTES = MappingProxyType({"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC})
@@ -846,9 +879,10 @@ class GatewayApp:
     request's CPU at load: `Gateway.handle` already answers every failure in the API's own format.
     Everything else (other methods and paths, health, metrics, lifespan) goes through Starlette."""
 
-    def __init__(self, gateway: Gateway, routes: ASGIApp) -> None:
+    def __init__(self, gateway: Gateway, routes: ASGIApp, admin: ASGIApp) -> None:
         self.gateway = gateway
         self.routes = routes
+        self.admin = admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = None
@@ -861,4 +895,4 @@ class GatewayApp:
         await response(scope, receive, send)
 
 
-__all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_app"]
+__all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_admin_app", "create_app"]

@@ -24,7 +24,8 @@ WORKER_OPTIONS_ENV = "DISTILLGUARD_GATEWAY_OPTIONS"
 
 
 def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-           max_concurrency: int | None = None, workers: int = 1, limits: Any = None) -> None:
+           max_concurrency: int | None = None, workers: int = 1, limits: Any = None,
+           admin: tuple[str, int] | None = None) -> None:
     import uvicorn
 
     from distillguard.gateway.keys import install_log_redaction
@@ -42,9 +43,31 @@ def _serve(app: object, host: str, port: int, log_level: str, max_header_bytes: 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     config = uvicorn_config(app, host, port, limits=limits, **options)
-    # uvicorn configures its loggers when the Config is built: redaction goes on after that.
+    if admin is None:
+        # uvicorn configures its loggers when the Config is built: redaction goes on after that.
+        install_log_redaction()
+        uvicorn.Server(config).run()
+        return
+    import asyncio
+
+    from distillguard.gateway.app import create_admin_app
+
+    admin_config = uvicorn_config(create_admin_app(app), admin[0], admin[1], lifespan="off",  # type: ignore[arg-type]
+                                  log_level=log_level, max_header_bytes=max_header_bytes)
     install_log_redaction()
-    uvicorn.Server(config).run()
+    api_server, admin_server = uvicorn.Server(config), uvicorn.Server(admin_config)
+
+    async def both() -> None:
+        # The API server is started last so that it is the one that receives SIGINT/SIGTERM
+        # (uvicorn installs one handler per process); the admin server follows it down.
+        admin_task = asyncio.create_task(admin_server.serve())
+        try:
+            await api_server.serve()
+        finally:
+            admin_server.should_exit = True
+            await admin_task
+
+    asyncio.run(both())
 
 
 def _gateway_app(options: dict[str, Any]) -> Any:
@@ -68,6 +91,7 @@ def _gateway_app(options: dict[str, Any]) -> Any:
         body_timeout=options.get("body_timeout", 30.0),
         max_messages=options.get("max_messages", DEFAULT_MAX_MESSAGES),
         max_parts=options.get("max_parts", DEFAULT_MAX_PARTS),
+        admin_separate=options.get("admin_separate", False),
     )
     detector = OnlineDetector.create(policy=path["policy"], accounts=path["accounts"], releases=path["releases"],
                                      redis_url=options["redis"], links=path["links"], attach=options["attach"],
@@ -157,6 +181,11 @@ def gateway_command(
                                                        "whose state is kept apart (least recently updated "
                                                        "evicted first).")
     ] = DEFAULT_PROBATION_ACCOUNTS,
+    admin_port: Annotated[
+        int | None, typer.Option("--admin-port", help="Serve /healthz and /metrics on this port only (not on "
+                                                      "--port), for probes and scrapers.")
+    ] = None,
+    admin_host: Annotated[str, typer.Option("--admin-host", help="Address of the admin port.")] = "127.0.0.1",
     workers: Annotated[
         int, typer.Option("--workers", help="Worker processes sharing the port (above 1 needs --redis); "
                                             "about one per core.")
@@ -176,6 +205,10 @@ def gateway_command(
         raise InputError("--max-concurrency must be positive")
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    if admin_port is not None and workers > 1:
+        raise InputError("--admin-port needs --workers 1: each worker process would need an admin port of its own")
+    if admin_port is not None and admin_host == host and admin_port == port:
+        raise InputError("--admin-port must differ from --port")
     if min(max_messages, max_parts, max_accounts, probation_accounts) < 1:
         raise InputError("--max-messages, --max-parts, --max-accounts and --probation-accounts must be positive")
     if not 0 < redis_timeout <= 60:
@@ -190,6 +223,7 @@ def gateway_command(
         "upstream_timeout": upstream_timeout, "body_timeout": body_timeout, "redis": redis,
         "redis_timeout": redis_timeout, "attach": attach, "max_messages": max_messages, "max_parts": max_parts,
         "max_accounts": max_accounts, "probation_accounts": probation_accounts,
+        "admin_separate": admin_port is not None,
         "fpr_budget": fpr_budget, "segment_fpr_budget": segment_fpr_budget,
         **{key: str(value) if value is not None else None
            for key, value in (("policy", policy), ("accounts", accounts), ("releases", releases), ("links", links),
@@ -204,7 +238,8 @@ def gateway_command(
 
     limits = ConnectionLimits(head_timeout=head_timeout, max_connections_per_ip=max_connections_per_ip or None,
                               exempt_networks=tuple(trusted_proxy or ()))
-    _serve(app, host, port, log_level, max_header_bytes, max_concurrency, workers, limits)
+    _serve(app, host, port, log_level, max_header_bytes, max_concurrency, workers, limits,
+           admin=(admin_host, admin_port) if admin_port is not None else None)
 
 
 def standin_command(

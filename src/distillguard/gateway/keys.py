@@ -298,6 +298,14 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_args(args: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(redact(a) if isinstance(a, str) else a for a in args)
+    if isinstance(args, Mapping):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
+    return args
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites log records so that no credential reaches a handler, tracebacks included."""
 
@@ -308,7 +316,16 @@ class RedactingFilter(logging.Filter):
             return True
         redacted = redact(message)
         if redacted != message:
-            record.msg, record.args = redacted, None
+            # Formatters may read the arguments themselves (uvicorn's access formatter unpacks
+            # them into client, method, path...): redact them in place and keep their shape, and
+            # only when that does not cover the rendered text fall back to a message without them.
+            record.args = _redact_args(record.args)
+            try:
+                covered = record.getMessage() == redacted
+            except Exception:
+                covered = False
+            if not covered:
+                record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:

@@ -28,6 +28,7 @@ ANTHROPIC = "anthropic"
 APIS = (OPENAI, ANTHROPIC)
 
 MAX_MODEL_LENGTH = 256
+MAX_JSON_DEPTH = 64  # nesting levels of a request body (objects and arrays)
 # Per request, checked before any text is read: each message and part costs detection time on the
 # event loop (20,000 parts took 119 ms), and real conversations stay far below (`--max-messages`,
 # `--max-parts`). Both are below the ingest validator's own caps, which stay the outer bound.
@@ -67,7 +68,22 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
+    # orjson reads deeper documents than it writes (254 levels): a degraded request, which is
+    # re-serialised, would otherwise fail there. No API request nests anywhere near this deep.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise RequestError(f"The request body nests more than {MAX_JSON_DEPTH} levels deep.")
     return body
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _type_name(value: Any) -> str:
