@@ -671,3 +671,13 @@ def test_502_bodies_do_not_name_exception_classes() -> None:
             assert response.status_code == 502
             message = response.json()["error"]["message"]
             assert "Error" not in message and "Exception" not in message and "Client" not in message, message
+
+
+# ---------------------------------------------------------------- 7. messages are required
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+def test_an_empty_messages_array_is_400(gateway: SimpleNamespace, path: str) -> None:
+    response = post(gateway.url, path, {"model": "m", "max_tokens": 5, "messages": []})
+    assert response.status_code == 400 and "'messages'" in response.json()["error"]["message"]
+    assert gateway.detector.assessed == []

@@ -210,6 +210,8 @@ def _messages(value: Any) -> tuple[list[str], list[str], int]:
     """(roles, contents, n_media) of the ``messages`` field."""
     if type(value) is not list:
         raise wrong_type("messages", "array of {role, content}", value)
+    if not value:  # CONTRACT: an exchange has messages; an empty list is one without
+        raise Rejected("bad-value", "messages (empty; at least one message is required)")
     if len(value) > MAX_MESSAGES:
         raise Rejected("too-large", f"messages ({len(value)} > {MAX_MESSAGES})")
     roles: list[str] = []
