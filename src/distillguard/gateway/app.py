@@ -433,10 +433,15 @@ class Coalescer:
         detector: Any = self.detector
         while self._assess or self._complete:
             batch, done = self._take()
-            if done:
-                await self._complete_async(detector, done)
-            if batch:
-                self._resolve(batch, await self._decide_async(detector, [record for record, _ in batch], time.time()))
+            try:
+                if done:
+                    await self._complete_async(detector, done)
+                if batch:
+                    records = [record for record, _ in batch]
+                    self._resolve(batch, await self._decide_async(detector, records, time.time()))
+            except Exception:  # never leave a request waiting on a runner that died
+                logger.exception("assessment runner failed on %d requests", len(batch))
+                self._resolve(batch, [self.failed[DETECTOR_ERROR]] * len(batch))
 
     async def _complete_async(self, detector: Any, records: list[dict[str, Any]]) -> None:
         try:
