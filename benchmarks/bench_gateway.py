@@ -697,6 +697,8 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
                 "--port", str(p), "--client", args.target.removeprefix("bare-")], logs, procs)
         return start_server(name, lambda p: [
             distillguard, "gateway", "--upstream", standin_url, "--port", str(p), "--log-level", "warning",
+            # The generator stands for many clients behind one address, as an edge proxy would.
+            "--max-connections-per-ip", "0",
             *policy, *(["--redis", redis_url] if redis_url else []), "--workers", str(args.workers)], logs, procs)
 
     gateway, gateway_url = start_gateway("gateway")
@@ -788,11 +790,10 @@ def _redis_used_memory(url: str) -> int:
 def _redis_memory(url: str, before: int) -> dict[str, Any]:
     import redis
 
-    from distillguard.engines.state import RedisStore
-
     client = redis.Redis.from_url(url)
     try:
-        n_state = RedisStore(client).count() - 1  # less the shared window-start key
+        # Accounts of both state pools, from their indexes (docs/gateway.md "Bounded state").
+        n_state = int(client.zcard("dg:acct:~index")) + int(client.zcard("dg:prob:~index"))
     finally:
         client.close()
     used = _redis_used_memory(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -49,9 +50,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a redis-server started for this session (skips the test when redis-server is missing)."""
+def _binary() -> str:
     binary = shutil.which("redis-server") or (
         "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
     )
@@ -59,7 +58,26 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(
             "redis-server not found on PATH: install Redis (e.g. apt-get install redis-server) to run these tests"
         )
-    workdir = tmp_path_factory.mktemp("redis")
+    return binary
+
+
+@contextlib.contextmanager
+def own_redis_server(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A redis-server of the caller's own (process and URL), for tests that pause or stop it
+    without disturbing the session's."""
+    with _redis_server(_binary(), workdir) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server started for this session (skips the test when redis-server is missing)."""
+    with _redis_server(_binary(), tmp_path_factory.mktemp("redis")) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def _redis_server(binary: str, workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     for _ in range(_START_ATTEMPTS):
         port = _free_port()
         url = f"redis://127.0.0.1:{port}/0"
@@ -83,7 +101,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if _wait_ready(proc, url):
             try:
-                yield url
+                yield proc, url
             finally:
                 _stop(proc)
             return

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from distillguard.errors import InputError
+from distillguard.errors import InputError, StateUnavailableError
 from distillguard.gateway.app import (
     Coalescer,
     GatewayConfig,
@@ -393,20 +393,20 @@ def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
 
 class FaultyDetector(ScriptedDetector):
     def assess(self, record: dict[str, Any], now: float) -> Decision:
-        raise RuntimeError("state store unreachable")
+        raise StateUnavailableError("state store unreachable")
 
     def complete(self, record: dict[str, Any]) -> None:
-        raise RuntimeError("state store unreachable")
+        raise StateUnavailableError("state store unreachable")
 
 
-def test_detector_faults_fail_open(upstream: ServerThread, tmp_path: Path) -> None:
+def test_state_store_outages_fail_open_by_default(upstream: ServerThread, tmp_path: Path) -> None:
     config = GatewayConfig(upstream=upstream.url, audit_path=tmp_path / "audit.jsonl")
     with ServerThread(create_app(config, FaultyDetector())) as server:
         assert post(server.url, OPENAI, openai_body()).status_code == 200
         streamed = post(server.url, ANTHROPIC, anthropic_body(stream=True))
         assert streamed.status_code == 200 and b"message_stop" in streamed.content
     entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert [(e["action"], e["rule"], e["status"]) for e in entries] == [("allow", "detector-error", 200)] * 2
+    assert [(e["action"], e["rule"], e["status"]) for e in entries] == [("allow", "state-unavailable", 200)] * 2
 
 
 def test_records_are_accepted_by_the_online_detector(upstream: ServerThread, tmp_path: Path) -> None:
@@ -803,13 +803,13 @@ def test_requests_arriving_together_are_assessed_in_one_call_in_order() -> None:
     assert detector.calls == [4, 4, 2]
 
 
-def test_a_detector_fault_fails_open_for_the_whole_batch() -> None:
+def test_a_state_store_outage_fails_open_for_the_whole_batch() -> None:
     async def run() -> list[Decision]:
         coalescer = Coalescer(FaultyDetector(), new_metrics())
         coalescer.complete({"account_id": "a"})  # its failure is logged, not raised
         return await asyncio.gather(*(coalescer.assess({"account_id": f"a{i}"}) for i in range(3)))
 
-    assert [(d.action, d.rule) for d in asyncio.run(run())] == [("allow", "detector-error")] * 3
+    assert [(d.action, d.rule) for d in asyncio.run(run())] == [("allow", "state-unavailable")] * 3
 
 
 def test_concurrent_requests_through_the_online_detector_are_all_counted(upstream: ServerThread) -> None:

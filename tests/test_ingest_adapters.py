@@ -156,7 +156,8 @@ def test_openai_batch_pairs_requests_with_outputs_in_either_order() -> None:
 
 def test_openai_batch_halves_alone(tmp_path: Path) -> None:
     rows, sink, _ = read_rows([FIXTURES / "openai_batch_output.jsonl"], default_account="acct-batch")
-    assert [row["messages"] for row in rows] == [[], []]  # outputs alone: no prompt, still an exchange
+    # Outputs alone have no prompt: CONTRACT requires messages, so they are refused with the reason.
+    assert rows == [] and sink.counts["bad-value"] == 2
     assert sink.counts["unmappable"] == 1
 
     rows, sink, _ = read_rows([FIXTURES / "openai_batch_input.jsonl"], default_account="acct-batch")

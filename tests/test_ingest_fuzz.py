@@ -63,6 +63,7 @@ messages = st.lists(
         st.sampled_from(["system", "user", "assistant", "tool"]),
         st.one_of(texts, st.lists(parts, max_size=3), st.none()),
     ),
+    min_size=1,  # CONTRACT requires messages: an empty list is refused
     max_size=4,
 )
 valid_bodies = st.fixed_dictionaries(

@@ -149,6 +149,12 @@ CASES: list[tuple[str, bytes, str]] = [
     ),
     ("bad status", with_fields(status=42), "out-of-range: status (42 not in 100..599)"),
     ("negative temperature", with_fields(temperature=-0.5), "out-of-range: temperature (-0.5 not in 0..100)"),
+    ("empty messages", with_fields(messages=[]), "bad-value: messages (empty; at least one message is required)"),
+    (
+        "too many parts",
+        with_fields(messages=[{"role": "user", "content": [{"type": "text", "text": "x"}] * 10_001}]),
+        "too-large: messages[0].content (10001 parts > 10000)",
+    ),
     (
         "too many messages",
         with_fields(messages=[{"role": "user", "content": "x"}] * 10_001),

@@ -31,7 +31,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
-from distillguard.engines.state import MemoryStore, StateStore
+from distillguard.engines.state import (
+    DEFAULT_MAX_ACCOUNTS,
+    DEFAULT_PROBATION_ACCOUNTS,
+    DEFAULT_REDIS_TIMEOUT,
+    MemoryStore,
+    ProbationStore,
+    StateStore,
+)
 from distillguard.errors import InputError
 from distillguard.ingest.normalise import exchange_row
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, match_cluster
@@ -246,20 +253,34 @@ class OnlineDetector:
         attach: bool = False,
         fpr_budget: float = DEFAULT_FPR_BUDGET,
         segment_fpr_budget: float = DEFAULT_SEGMENT_FPR_BUDGET,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        probation_accounts: int = DEFAULT_PROBATION_ACCOUNTS,
     ) -> OnlineDetector:
-        """A detector from the command line's files: in-process state, or shared through Redis."""
+        """A detector from the command line's files: in-process state, or shared through Redis.
+
+        With Redis the detector is asynchronous (`asynchronous`, `assess_many_async`, ...): its
+        state and buckets go through redis-py's asyncio client with `redis_timeout` per command, for
+        the gateway's event loop.
+
+        Either way, state is kept in two bounded pools (`ProbationStore`): at most `max_accounts`
+        confirmed accounts (known to the accounts table, or with a request the upstream accepted),
+        and at most `probation_accounts` others, so that keys the upstream refuses cannot evict the
+        state of real accounts."""
         from distillguard.ingest.rejects import RejectSink
         from distillguard.ingest.tables import read_accounts, read_releases
 
         rejects = RejectSink(None)
-        store: StateStore | None = None
-        buckets: BucketStore | None = None
+        store: Any = ProbationStore(MemoryStore(max_accounts), MemoryStore(probation_accounts))
+        buckets: Any = None
         if redis_url:
-            from distillguard.engines.state import RedisStore, redis_from_url
-            from distillguard.policy.buckets import RedisBuckets
+            from distillguard.engines.state import AsyncRedisStore, async_redis_from_url
+            from distillguard.policy.buckets import AsyncRedisBuckets
 
-            client = redis_from_url(redis_url)
-            store, buckets = RedisStore(client), RedisBuckets(client)
+            client = async_redis_from_url(redis_url, timeout=redis_timeout)
+            store = AsyncRedisStore(client, timeout=redis_timeout, max_entries=max_accounts,
+                                    probation_entries=probation_accounts)
+            buckets = AsyncRedisBuckets(client)
         account_table = read_accounts(accounts, rejects) if accounts else None
         release_table = read_releases(releases, rejects) if releases else None
         if rejects.total:
@@ -332,6 +353,22 @@ class OnlineDetector:
 
     def complete_many(self, records: Sequence[dict[str, Any]]) -> None:
         """`complete` for several answers: one state update per account, one store step for all."""
+        updates = self._usage_updates(records)
+        self._update_store(updates, self._confirmed(updates, records))
+
+    def _update_store(self, updates: Mapping[str, Callable[[bytes | None], bytes]], confirmed: set[str]) -> None:
+        if getattr(self.store, "tiered", False):
+            self.store.update_many(updates, confirmed=confirmed)  # type: ignore[call-arg]
+        else:
+            self.store.update_many(updates)
+
+    def _confirmed(self, accounts: Collection[str], records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """The accounts of `accounts` whose state belongs in the main pool of a `ProbationStore`:
+        known to the accounts table, or with a request in `records` that the upstream accepted."""
+        accepted = {str(r["account_id"]) for r in records if type(r.get("status")) is int and 200 <= r["status"] < 300}
+        return {account for account in accounts if account in self.accounts or account in accepted}
+
+    def _usage_updates(self, records: Sequence[dict[str, Any]]) -> dict[str, Callable[[bytes | None], bytes]]:
         by_account: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_account.setdefault(str(record["account_id"]), []).append(record)
@@ -346,7 +383,51 @@ class OnlineDetector:
 
             return add
 
-        self.store.update_many({account: adder(account, done) for account, done in by_account.items()})
+        return {account: adder(account, done) for account, done in by_account.items()}
+
+    # -- the gateway's interface with state in Redis ---------------------------------------------
+    @property
+    def asynchronous(self) -> bool:
+        """True when state is in Redis: the gateway then awaits the `*_async` methods."""
+        return bool(getattr(self.store, "asynchronous", False))
+
+    async def assess_many_async(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]:
+        """`assess_many` with an asynchronous store and buckets (the same decisions)."""
+        if not records:
+            return []
+        rows = exchange_signal_rows([exchange_row(record) for record in records])
+        self._maybe_reload_links()
+        if self._window_start is None:
+            ts = min(int(row["ts"]) for row in rows)
+            packed = struct.pack("<q", ts)
+            blob = await self.store.update(_WINDOW_KEY, lambda old: old or packed)
+            self._window_start = struct.unpack("<q", blob)[0]
+        updates, seen = self._folds(rows, with_usage=False)
+        await self.store.update_many(updates, confirmed=self._confirmed(updates, ()))
+        assessments = self._assessments(seen)
+        rules = [self.policy.rule_for(a) for a in assessments]
+        takes = [(rule.throttle.bucket_key(a), rule.throttle.per_minute, rule.throttle.burst, now)
+                 for rule, a in zip(rules, assessments, strict=True) if rule is not None and rule.throttle is not None]
+        waits = iter(await self.buckets.take_many(takes))
+        return [self.policy.decision(rule, a, next(waits) if rule is not None and rule.throttle is not None else None)
+                for rule, a in zip(rules, assessments, strict=True)]
+
+    async def complete_many_async(self, records: Sequence[dict[str, Any]]) -> None:
+        """`complete_many` with an asynchronous store."""
+        updates = self._usage_updates(records)
+        await self.store.update_many(updates, confirmed=self._confirmed(updates, records))
+
+    async def health_async(self) -> dict[str, str]:
+        """What `/healthz` reports about the state store: answers promptly whatever Redis does."""
+        ping = getattr(self.store, "ping", None)
+        if ping is None:
+            return {}
+        return {"state": "ok" if await ping() else "unavailable"}
+
+    async def aclose(self) -> None:
+        close = getattr(self.store, "aclose", None)
+        if close is not None:
+            await close()
 
     # -- shared by gateway and replay ------------------------------------------------------------
     def observe(self, row: Mapping[str, Any], now: float, *, with_usage: bool = True) -> Decision:
@@ -363,6 +444,16 @@ class OnlineDetector:
         self._maybe_reload_links()
         if not rows:
             return []
+        updates, seen = self._folds(rows, with_usage)
+        self._update_store(updates, self._confirmed(updates, ()))
+        assessments = self._assessments(seen)
+        return [(self.policy.decide(a, now, self.buckets), s.before)
+                for s, a, now in zip(seen, assessments, nows, strict=True)]
+
+    def _folds(self, rows: Sequence[Mapping[str, Any]], with_usage: bool
+               ) -> tuple[dict[str, Callable[[bytes | None], bytes]], list[_Seen]]:
+        """The state update of each account of `rows`, and the list each fills with what every row's
+        assessment needs (filled when the store runs the updates)."""
         by_account: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             by_account.setdefault(str(row["account_id"]), []).append(i)
@@ -380,10 +471,11 @@ class OnlineDetector:
 
             return fold
 
-        self.store.update_many({account: folder(account, indices) for account, indices in by_account.items()})
+        return {account: folder(account, indices) for account, indices in by_account.items()}, seen
+
+    def _assessments(self, seen: list[_Seen]) -> list[Assessment]:
         logits = self.model.logit(np.vstack([s.x for s in seen]))
-        return [(self.policy.decide(self._assessment(s, float(logit)), now, self.buckets), s.before)
-                for s, logit, now in zip(seen, logits, nows, strict=True)]
+        return [self._assessment(s, float(logit)) for s, logit in zip(seen, logits, strict=True)]
 
     def _take_state(self, account: str, blob: bytes | None) -> AccountState:
         """The account's state as `blob` holds it. The store keeps the very blob object that

@@ -14,6 +14,7 @@ formats are in `translate`; this module is the I/O around them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -37,10 +38,20 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from distillguard import __version__
-from distillguard.errors import InputError
-from distillguard.gateway.keys import KeyMap, extract_api_key, identify, install_log_redaction
+from distillguard.errors import InputError, StateUnavailableError
+from distillguard.gateway.keys import (
+    Credential,
+    CredentialError,
+    KeyMap,
+    forwarded_headers,
+    identify,
+    install_log_redaction,
+    request_credential,
+)
 from distillguard.gateway.translate import (
     ANTHROPIC,
+    DEFAULT_MAX_MESSAGES,
+    DEFAULT_MAX_PARTS,
     OPENAI,
     ReasoningStripper,
     RequestError,
@@ -48,6 +59,7 @@ from distillguard.gateway.translate import (
     StreamError,
     StreamUsage,
     Usage,
+    check_record,
     degrade_request,
     error_body,
     parse_json_object,
@@ -64,7 +76,15 @@ from distillguard.gateway.upstream import (
     UpstreamTimeout,
     read_capped,
 )
-from distillguard.policy.decision import Decision, DegradeSpec
+from distillguard.policy.decision import (
+    DETECTOR_ERROR,
+    FAILURE_RULES,
+    STATE_UNAVAILABLE,
+    Decision,
+    DegradeSpec,
+    failure_decision,
+)
+from distillguard.policy.policy import DEFAULT_ON_DETECTOR_ERROR, DEFAULT_ON_STATE_UNAVAILABLE, FAILURE_MODES
 
 logger = logging.getLogger("distillguard.gateway")
 
@@ -83,6 +103,8 @@ _HOP_BY_HOP = frozenset({
     b"te", b"trailer", b"transfer-encoding", b"upgrade",
 })
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
+# What a client says about its own address: believed (and passed on) only from a trusted proxy.
+_CLIENT_ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded"})
 # The body may be rewritten (degrade) and is always sent decoded, so length and encoding are ours.
 _NOT_RETURNED = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
 
@@ -92,8 +114,10 @@ T = TypeVar("T")
 
 
 class Detector(Protocol):
-    """What the gateway needs from detection and policy. Both calls are synchronous; they take the
-    requests that arrived together, in arrival order (see `Coalescer`)."""
+    """What the gateway needs from detection and policy. Both calls take the requests that arrived
+    together, in arrival order (see `Coalescer`). A detector whose `asynchronous` attribute is true
+    also has `assess_many_async` and `complete_many_async`, which the gateway awaits instead; one
+    with a `policy` attribute gives the failure modes (`Policy.on_detector_error`, ...)."""
 
     def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]: ...
 
@@ -111,6 +135,14 @@ class GatewayConfig:
     connect_timeout: float = 10.0
     max_response_bytes: int = 64 << 20  # a whole (non-streamed) upstream body larger than this is a 502
     max_upstream_connections: int = 512
+    # Seconds for the whole request body once the head is in: a client trickling its body must not
+    # hold a connection (and a concurrency slot) for as long as it likes.
+    body_timeout: float = 30.0
+    # `/healthz` and `/metrics` only on the admin app (`create_admin_app`, `--admin-port`), not on
+    # the API port an internet-facing gateway exposes.
+    admin_separate: bool = False
+    max_messages: int = DEFAULT_MAX_MESSAGES  # per request, 400 above (before any detection work)
+    max_parts: int = DEFAULT_MAX_PARTS  # content parts per request, all messages and system together
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -165,19 +197,36 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[
     return str(address)
 
 
-def upstream_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def upstream_headers(raw: Iterable[tuple[bytes, bytes]], peer: str | None = None,
+                     peer_trusted: bool = False) -> list[tuple[bytes, bytes]]:
     """The client's headers as forwarded: the key unchanged, connection headers dropped, and an
-    uncompressed response asked for (the gateway reads usage out of it)."""
+    uncompressed response asked for (the gateway reads usage out of it).
+
+    With `peer` (the socket peer's address), `X-Forwarded-For` is rewritten as a proxy does: the
+    peer appended to the chain when the peer is a trusted proxy, and otherwise the peer alone
+    (with `X-Real-IP` and `Forwarded` dropped), since anything an untrusted client wrote there is
+    its own claim. The upstream can then trust the right-most entry."""
     raw = list(raw)
     listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
               for token in value.split(b",")}
-    headers = [(name, value) for name, value in raw if name.lower() not in _NOT_FORWARDED | listed]
+    dropped = _NOT_FORWARDED | listed
+    if peer is not None:
+        dropped = dropped | _CLIENT_ADDRESS_HEADERS if not peer_trusted else dropped | {b"x-forwarded-for"}
+    headers = [(name, value) for name, value in raw if name.lower() not in dropped]
+    if peer is not None:
+        chain = [value.strip() for name, value in raw if name.lower() == b"x-forwarded-for"] if peer_trusted else []
+        headers.append((b"x-forwarded-for", b", ".join([*(c for c in chain if c), peer.encode("latin-1")])))
     headers.append((b"accept-encoding", b"identity"))
     return headers
 
 
 def returned_headers(raw: Iterable[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED]
+    """The upstream's response headers as returned: connection headers dropped, those the
+    upstream's own `Connection` header names included (they describe its hop, not the answer)."""
+    raw = list(raw)
+    listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
+              for token in value.split(b",")}
+    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED | listed]
     headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
     return headers
 
@@ -188,6 +237,9 @@ def rfc3339_ms(ts_ms: int) -> str:
 
 def refusal(decision: Decision) -> tuple[int, str, str, dict[str, str]]:
     """(status, message, code, headers) for a refused request. Names only the rule, nothing internal."""
+    if decision.rule in FAILURE_RULES:  # fail closed: not the customer's fault, so not a policy refusal
+        return (503, "The request could not be checked right now; retry shortly.", "detection_unavailable",
+                {"retry-after": "1"})
     if decision.action == "block":
         return 403, f"This account is blocked by policy (rule: {decision.rule[:100]}).", "account_blocked", {}
     if decision.retry_after is not None:
@@ -276,15 +328,36 @@ class Coalescer:
     sees batches of one and no added wait. Each request is still decided on the account state that
     includes it and every request before it. Completions (usage read from answers) are folded in
     the same way, without anyone waiting for them.
+
+    A failure affects only the requests it is about. When a batch fails, each of its requests is
+    assessed again alone, so one request the detector cannot handle gets the failure decision and
+    the others their own decisions (a poisoned request must not switch detection off for the rest of
+    its batch). A state store that does not answer (`StateUnavailableError`) fails every request
+    alike, so the whole batch gets the failure decision at once instead of waiting out the store
+    once per request. Failure decisions follow the policy's `on_detector_error` and
+    `on_state_unavailable` (refuse or allow).
+
+    A detector with asynchronous methods (`assess_many_async`, `complete_many_async`, used when its
+    state is in Redis) is awaited by one runner task, one batch after the other: requests arriving
+    meanwhile join the next batch, and the event loop stays free while the store answers.
     """
 
-    def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH, *,
+                 on_detector_error: str = DEFAULT_ON_DETECTOR_ERROR,
+                 on_state_unavailable: str = DEFAULT_ON_STATE_UNAVAILABLE) -> None:
+        for mode in (on_detector_error, on_state_unavailable):
+            if mode not in FAILURE_MODES:
+                raise InputError(f"failure mode must be one of {', '.join(FAILURE_MODES)}, got {mode!r}")
         self.detector = detector
         self.metrics = metrics
         self.max_batch = max_batch
+        self.failed = {DETECTOR_ERROR: failure_decision(DETECTOR_ERROR, on_detector_error),
+                       STATE_UNAVAILABLE: failure_decision(STATE_UNAVAILABLE, on_state_unavailable)}
+        self._async = bool(getattr(detector, "asynchronous", False))
         self._assess: list[tuple[dict[str, Any], asyncio.Future[Decision]]] = []
         self._complete: list[dict[str, Any]] = []
         self._scheduled = False
+        self._runner: asyncio.Task[None] | None = None
 
     async def assess(self, record: dict[str, Any]) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -297,34 +370,111 @@ class Coalescer:
         self._schedule()
 
     def _schedule(self) -> None:
-        if not self._scheduled:
+        if self._async:
+            if self._runner is None or self._runner.done():
+                # Starts at the next turn of the loop: everything arriving in this one joins it.
+                self._runner = asyncio.get_running_loop().create_task(self._run())
+        elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self) -> None:
-        self._scheduled = False
+    def _take(self) -> tuple[list[tuple[dict[str, Any], asyncio.Future[Decision]]], list[dict[str, Any]]]:
         batch, self._assess = self._assess[: self.max_batch], self._assess[self.max_batch:]
         done, self._complete = self._complete[: self.max_batch], self._complete[self.max_batch:]
-        if self._assess or self._complete:
-            self._schedule()
-        if done:
-            try:
-                self.detector.complete_many(done)
-            except Exception:
-                logger.exception("detector.complete_many failed on %d requests", len(done))
-        if not batch:
-            return
-        self.metrics.batch_size.observe(len(batch))
-        try:
-            decisions = self.detector.assess_many([record for record, _ in batch], time.time())
-        except Exception:
-            # Fail open: a detector fault (e.g. its store unreachable) must not take the API down.
-            # It is logged, audited under its own rule and visible in the decisions metric.
-            logger.exception("detector.assess_many failed; allowing %d requests", len(batch))
-            decisions = [Decision(action="allow", rule="detector-error")] * len(batch)
+        if batch:
+            self.metrics.batch_size.observe(len(batch))
+        return batch, done
+
+    @staticmethod
+    def _resolve(batch: list[tuple[dict[str, Any], asyncio.Future[Decision]]], decisions: list[Decision]) -> None:
         for (_, future), decision in zip(batch, decisions, strict=True):
             if not future.done():  # its request may have been cancelled meanwhile
                 future.set_result(decision)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, done = self._take()
+        if self._assess or self._complete:
+            self._schedule()
+        if done:
+            self._complete_sync(done)
+        if batch:
+            self._resolve(batch, self._decide_sync([record for record, _ in batch], time.time()))
+
+    def _complete_sync(self, records: list[dict[str, Any]]) -> None:
+        try:
+            self.detector.complete_many(records)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
+                return
+            for record in records:
+                self._complete_sync([record])
+
+    def _decide_sync(self, records: list[dict[str, Any]], now: float) -> list[Decision]:
+        try:
+            decisions = self.detector.assess_many(records, now)
+            if len(decisions) != len(records):
+                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
+            return decisions
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
+            return [self.failed[STATE_UNAVAILABLE]] * len(records)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector failed on request %s", records[0].get("request_id"))
+                return [self.failed[DETECTOR_ERROR]]
+            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
+            return [decision for record in records for decision in self._decide_sync([record], now)]
+
+    async def _run(self) -> None:
+        detector: Any = self.detector
+        while self._assess or self._complete:
+            batch, done = self._take()
+            try:
+                if done:
+                    await self._complete_async(detector, done)
+                if batch:
+                    records = [record for record, _ in batch]
+                    self._resolve(batch, await self._decide_async(detector, records, time.time()))
+            except Exception:  # never leave a request waiting on a runner that died
+                logger.exception("assessment runner failed on %d requests", len(batch))
+                self._resolve(batch, [self.failed[DETECTOR_ERROR]] * len(batch))
+
+    async def _complete_async(self, detector: Any, records: list[dict[str, Any]]) -> None:
+        try:
+            await detector.complete_many_async(records)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
+                return
+            for record in records:
+                await self._complete_async(detector, [record])
+
+    async def _decide_async(self, detector: Any, records: list[dict[str, Any]], now: float) -> list[Decision]:
+        try:
+            decisions = await detector.assess_many_async(records, now)
+            if len(decisions) != len(records):
+                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
+            return list(decisions)
+        except StateUnavailableError as exc:
+            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
+            return [self.failed[STATE_UNAVAILABLE]] * len(records)
+        except Exception:
+            if len(records) == 1:
+                logger.exception("detector failed on request %s", records[0].get("request_id"))
+                return [self.failed[DETECTOR_ERROR]]
+            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
+            return [d for record in records for d in await self._decide_async(detector, [record], now)]
+
+    async def aclose(self) -> None:
+        if self._runner is not None and not self._runner.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._runner), 2.0)
 
 
 # ---------------------------------------------------------------- one exchange
@@ -428,7 +578,12 @@ class Gateway:
         self.networks = parse_networks(config.trusted_proxies)
         self.audit = AuditLog(config.audit_path)
         self.metrics = new_metrics()
-        self.coalescer = Coalescer(detector, self.metrics)
+        policy = getattr(detector, "policy", None)  # the online detector's; a scripted one has none
+        self.coalescer = Coalescer(
+            detector, self.metrics,
+            on_detector_error=getattr(policy, "on_detector_error", DEFAULT_ON_DETECTOR_ERROR),
+            on_state_unavailable=getattr(policy, "on_state_unavailable", DEFAULT_ON_STATE_UNAVAILABLE),
+        )
         # Labelled children looked up once: `labels()` validates and locks on every call. The label
         # values are few (actions, two APIs, HTTP statuses), so the caches stay small.
         self._decisions = functools.cache(lambda action: self.metrics.decisions.labels(action=action))
@@ -452,19 +607,29 @@ class Gateway:
             return self._error(ex, 500, "The gateway failed to handle this request.", "internal_error")
 
     async def _handle(self, ex: Exchange, request: Request) -> Response | ProxyStream:
-        key = extract_api_key(request.headers, prefer_x_api_key=ex.api == ANTHROPIC)
-        if key is None:
+        try:
+            credential = request_credential(request.headers.raw, request.scope.get("query_string", b""),
+                                            prefer_x_api_key=ex.api == ANTHROPIC)
+        except CredentialError as exc:
+            ex.rule = exc.code.replace("_", "-")
+            return self._error(ex, exc.status, str(exc), exc.code)
+        if credential is None:
             ex.rule = "missing-api-key"
             return self._error(ex, 401, "No API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                                "missing_api_key")
-        identity = identify(key, self.config.keymap)
+        identity = identify(credential.key, self.config.keymap)
         ex.account_id, ex.api_key_id = identity.account_id, identity.api_key_id
         try:
-            raw = await read_body(request, self.config.max_body_bytes)
+            async with asyncio.timeout(self.config.body_timeout):
+                raw = await read_body(request, self.config.max_body_bytes)
         except BodyTooLarge:
             ex.rule = "body-too-large"
             return self._error(ex, 413, f"The request body exceeds {self.config.max_body_bytes} bytes.",
                                "request_too_large")
+        except TimeoutError:
+            ex.rule = "body-timeout"
+            return self._error(ex, 408, f"The request body did not arrive within {self.config.body_timeout:g} "
+                                        "seconds.", "request_timeout", headers={"connection": "close"})
         except ClientDisconnect:
             ex.rule = "client-disconnected"
             return self._error(ex, CLIENT_CLOSED, "The client closed the request.", "client_closed")
@@ -472,32 +637,40 @@ class Gateway:
             body = parse_json_object(raw)
             user_agent = request.headers.get("user-agent")
             record = request_record(
-                ex.api, body, request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
+                ex.api, body, max_messages=self.config.max_messages, max_parts=self.config.max_parts,
+                request_id=ex.request_id, ts=ex.ts_ms, account_id=ex.account_id,
                 api_key_id=ex.api_key_id, ip=ex.ip, user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
             )
+            check_record(record)
         except RequestError as exc:
             ex.rule = "invalid-request"
             return self._error(ex, 400, str(exc), "invalid_request", param=exc.param)
         ex.record, ex.model = record, record["model"]
         decision = await self.coalescer.assess(record)
         ex.decision = decision
-        self._decisions(decision.action).inc()
+        # Failures are counted apart: counted as `allow` they would hide detection being off.
+        self._decisions(DETECTOR_ERROR if decision.rule in FAILURE_RULES else decision.action).inc()
         if decision.refused:
             status, message, code, headers = refusal(decision)
             return self._error(ex, status, message, code, headers=headers)
         spec = (decision.degrade or DegradeSpec()) if decision.action == "degrade" else None
         if spec is not None:
             raw = orjson.dumps(degrade_request(ex.api, body, spec))
-        return await self._forward(ex, request, raw, strip=spec is not None and spec.strip_reasoning)
+        return await self._forward(ex, request, credential, raw, strip=spec is not None and spec.strip_reasoning)
 
     # -- forwarding
 
-    async def _forward(self, ex: Exchange, request: Request, raw: bytes, strip: bool) -> Response | ProxyStream:
+    async def _forward(self, ex: Exchange, request: Request, credential: Credential, raw: bytes,
+                       strip: bool) -> Response | ProxyStream:
         scope = request.scope
         path_qs = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             path_qs += "?" + scope["query_string"].decode("latin-1")
-        headers = upstream_headers(request.headers.raw)
+        peer = request.client.host if request.client else None
+        address = _address(peer) if peer else None
+        headers = upstream_headers(forwarded_headers(request.headers.raw, credential),
+                                   peer=str(address) if address is not None else peer,
+                                   peer_trusted=address is not None and _trusted(address, self.networks))
         ex.overhead += time.perf_counter() - ex.started
         disconnected, reply = await run_until_disconnect(
             request.receive, lambda: self.upstream.call(path_qs, headers, raw))
@@ -553,7 +726,26 @@ class Gateway:
         self._request_seconds(ex.api).observe(now - ex.started)
         self.metrics.overhead.observe(ex.overhead)
 
+    async def health(self) -> Response:
+        """`/healthz`: ok, or degraded when the detector's state store does not answer (asked with
+        the store's own short timeout, so the probe is answered promptly either way). Degraded is
+        503 only when the policy refuses requests in that state: with fail-open the gateway still
+        serves, and a load balancer should keep sending it traffic."""
+        check = getattr(self.detector, "health_async", None)
+        parts: dict[str, str] = await check() if check is not None else {}
+        degraded = any(value != "ok" for value in parts.values())
+        body = {"status": "degraded" if degraded else "ok", **parts, "version": __version__,
+                "uptime_seconds": round(time.time() - self.started_at, 1)}
+        refusing = self.coalescer.failed[STATE_UNAVAILABLE].refused
+        return Response(orjson.dumps(body), status_code=503 if degraded and refusing else 200,
+                        media_type="application/json")
+
     async def aclose(self) -> None:
+        await self.coalescer.aclose()
+        close = getattr(self.detector, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
         self.audit.close()
         await self.upstream.aclose()
 
@@ -606,8 +798,9 @@ class ProxyStream:
                 tail = stream_error_event(self.ex.api, 504, "The upstream model API stopped answering.",
                                           code="upstream_timeout")
             except (UpstreamError, StreamError) as exc:
+                logger.warning("upstream stream failed on request %s: %s", self.ex.request_id, type(exc).__name__)
                 self.status = 502
-                tail = stream_error_event(self.ex.api, 502, f"The upstream model API failed: {type(exc).__name__}.",
+                tail = stream_error_event(self.ex.api, 502, "The upstream model API failed mid-stream.",
                                           code="upstream_error")
             except Exception:  # a fault of ours: still end the stream properly, in the API's format
                 logger.exception("stream relay failed on request %s", self.ex.request_id)
@@ -653,9 +846,7 @@ def create_app(config: GatewayConfig, detector: Detector) -> GatewayApp:
         return await gateway.handle(ANTHROPIC, request)
 
     async def healthz(request: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok", "version": __version__,
-                                      "uptime_seconds": round(time.time() - gateway.started_at, 1)}),
-                        media_type="application/json")
+        return await gateway.health()
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -667,16 +858,22 @@ def create_app(config: GatewayConfig, detector: Detector) -> GatewayApp:
         finally:
             await gateway.aclose()
 
+    admin = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
     routes = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *([] if config.admin_separate else admin),
         ],
         lifespan=lifespan,
     )
-    return GatewayApp(gateway, routes)
+    return GatewayApp(gateway, routes, Starlette(routes=admin))
+
+
+def create_admin_app(app: GatewayApp) -> ASGIApp:
+    """`/healthz` and `/metrics` of `app`'s gateway, for a separate admin port (`--admin-port`);
+    the gateway's own lifespan stays with `app`."""
+    return app.admin
 
 
 _API_ROUTES = MappingProxyType({"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC})
@@ -687,9 +884,10 @@ class GatewayApp:
     request's CPU at load: `Gateway.handle` already answers every failure in the API's own format.
     Everything else (other methods and paths, health, metrics, lifespan) goes through Starlette."""
 
-    def __init__(self, gateway: Gateway, routes: ASGIApp) -> None:
+    def __init__(self, gateway: Gateway, routes: ASGIApp, admin: ASGIApp) -> None:
         self.gateway = gateway
         self.routes = routes
+        self.admin = admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = None
@@ -702,4 +900,4 @@ class GatewayApp:
         await response(scope, receive, send)
 
 
-__all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_app"]
+__all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_admin_app", "create_app"]

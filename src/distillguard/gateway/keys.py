@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,84 @@ def extract_api_key(headers: Mapping[str, str], prefer_x_api_key: bool = False) 
     x_api_key = _valid_key(headers.get("x-api-key"))
     first, second = (x_api_key, bearer) if prefer_x_api_key else (bearer, x_api_key)
     return first if first is not None else second
+
+
+# The headers a client may authenticate with, each scored under the same rules.
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+# Other places some model APIs read a key from (Azure's `api-key`, Google's `x-goog-api-key` and
+# `?key=`): never scored, so never forwarded, or the upstream could bill a key the detector never saw.
+UNSCORED_CREDENTIAL_HEADERS = frozenset({b"api-key", b"x-goog-api-key"})
+QUERY_CREDENTIALS = frozenset({"api_key", "api-key", "apikey", "key", "access_token"})
+
+
+class CredentialError(ValueError):
+    """A request whose credentials are ambiguous; the message is safe to show to the client."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The one key of a request, and the header that carries it upstream (exactly as received)."""
+
+    key: str
+    header: tuple[bytes, bytes]
+
+
+def _query_names(query_string: bytes) -> set[str]:
+    from urllib.parse import parse_qsl
+
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return {name.strip().lower() for name, _ in pairs}
+
+
+def request_credential(raw_headers: Iterable[tuple[bytes, bytes]], query_string: bytes = b"",
+                       prefer_x_api_key: bool = False) -> Credential | None:
+    """The credential to score and forward, None when there is none, or `CredentialError` when the
+    request carries more than one: a repeated credential header, `Authorization: Bearer` and
+    `x-api-key` with different keys, an `Authorization` that is not a bearer token, a key in the
+    query string. The scored key must be the billed key: whatever is ambiguous is refused rather
+    than guessed, and only the scored header goes upstream (`forwarded_headers`)."""
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in raw_headers:
+        lower = name.lower()
+        if lower in CREDENTIAL_HEADERS:
+            found.setdefault(lower, []).append(value)
+    for name, values in found.items():
+        if len(values) > 1:
+            raise CredentialError(400, f"The request carries {len(values)} '{name.decode()}' headers; send exactly "
+                                       "one credential.", "duplicate_credentials")
+    if query_string and QUERY_CREDENTIALS & _query_names(query_string):
+        raise CredentialError(400, "API keys are accepted in headers only ('Authorization: Bearer <key>' or "
+                                   "'x-api-key: <key>'), not in the query string.", "credential_in_query")
+    bearer = x_api_key = None
+    if b"authorization" in found:
+        bearer = _bearer(found[b"authorization"][0].decode("latin-1"))
+        if bearer is None:
+            raise CredentialError(401, "The Authorization header must be 'Bearer <key>'.", "invalid_api_key")
+    if b"x-api-key" in found:
+        x_api_key = _valid_key(found[b"x-api-key"][0].decode("latin-1"))
+        if x_api_key is None:
+            raise CredentialError(401, "The x-api-key header does not hold a valid key.", "invalid_api_key")
+    if bearer is not None and x_api_key is not None and bearer != x_api_key:
+        raise CredentialError(400, "The request carries two different API keys ('Authorization' and 'x-api-key'); "
+                                   "send exactly one.", "conflicting_credentials")
+    use_x = x_api_key is not None and (prefer_x_api_key or bearer is None)
+    if use_x:
+        assert x_api_key is not None
+        return Credential(x_api_key, (b"x-api-key", found[b"x-api-key"][0]))
+    if bearer is not None:
+        return Credential(bearer, (b"authorization", found[b"authorization"][0]))
+    return None
+
+
+def forwarded_headers(headers: Iterable[tuple[bytes, bytes]], credential: Credential) -> list[tuple[bytes, bytes]]:
+    """`headers` with every credential header replaced by the one that was scored."""
+    dropped = frozenset(CREDENTIAL_HEADERS) | UNSCORED_CREDENTIAL_HEADERS
+    return [*(pair for pair in headers if pair[0].lower() not in dropped), credential.header]
 
 
 def parse_digests(value: Any, where: str) -> list[str]:
@@ -220,6 +298,14 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_args(args: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(redact(a) if isinstance(a, str) else a for a in args)
+    if isinstance(args, Mapping):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
+    return args
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites log records so that no credential reaches a handler, tracebacks included."""
 
@@ -230,7 +316,16 @@ class RedactingFilter(logging.Filter):
             return True
         redacted = redact(message)
         if redacted != message:
-            record.msg, record.args = redacted, None
+            # Formatters may read the arguments themselves (uvicorn's access formatter unpacks
+            # them into client, method, path...): redact them in place and keep their shape, and
+            # only when that does not cover the rendered text fall back to a message without them.
+            record.args = _redact_args(record.args)
+            try:
+                covered = record.getMessage() == redacted
+            except Exception:
+                covered = False
+            if not covered:
+                record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:

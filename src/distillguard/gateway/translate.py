@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from distillguard.ingest.normalise import Rejected, exchange_row
 from distillguard.policy.decision import DegradeSpec
 
 OPENAI = "openai"
@@ -27,6 +28,12 @@ ANTHROPIC = "anthropic"
 APIS = (OPENAI, ANTHROPIC)
 
 MAX_MODEL_LENGTH = 256
+MAX_JSON_DEPTH = 64  # nesting levels of a request body (objects and arrays)
+# Per request, checked before any text is read: each message and part costs detection time on the
+# event loop (20,000 parts took 119 ms), and real conversations stay far below (`--max-messages`,
+# `--max-parts`). Both are below the ingest validator's own caps, which stay the outer bound.
+DEFAULT_MAX_MESSAGES = 1000
+DEFAULT_MAX_PARTS = 2000
 MAX_TOOL_NAMES = 256
 MAX_TOOL_NAME_LENGTH = 256
 # The visible answer kept for the detector; anything longer is truncated (memory stays bounded per stream).
@@ -61,7 +68,22 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
+    # orjson reads deeper documents than it writes (254 levels): a degraded request, which is
+    # re-serialised, would otherwise fail there. No API request nests anywhere near this deep.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise RequestError(f"The request body nests more than {MAX_JSON_DEPTH} levels deep.")
     return body
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _type_name(value: Any) -> str:
@@ -111,7 +133,20 @@ def _number(body: Mapping[str, Any], param: str) -> float | None:
     return float(value)
 
 
-def _part(part: Any, where: str) -> dict[str, Any] | None:
+class _Budget:
+    """Content parts a request may still carry (`max_parts` over all its messages and system)."""
+
+    def __init__(self, parts: int) -> None:
+        self.left = parts
+        self.cap = parts
+
+    def spend(self, n: int, where: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise RequestError(f"'{where}': a request may carry at most {self.cap} content parts in all.", where)
+
+
+def _part(part: Any, where: str, budget: _Budget) -> dict[str, Any] | None:
     """One content part in contract form: text parts keep their text, others (images, ...) only their type."""
     if not isinstance(part, dict):
         raise _wrong(where, "an object", part)
@@ -127,26 +162,32 @@ def _part(part: Any, where: str) -> dict[str, Any] | None:
         if isinstance(inner, str):
             return {"type": "text", "text": inner}
         if isinstance(inner, list):
+            budget.spend(len(inner), f"{where}.content")
             texts = [p["text"] for p in inner if isinstance(p, dict) and isinstance(p.get("text"), str)]
             return {"type": "text", "text": "\n".join(texts)}
     return {"type": kind}
 
 
-def _content(content: Any, where: str) -> str | list[dict[str, Any]]:
+def _content(content: Any, where: str, budget: _Budget) -> str | list[dict[str, Any]]:
     if content is None:  # OpenAI assistant turns that only call tools
         return ""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise _wrong(where, "a string or an array", content)
-    parts = (_part(part, f"{where}[{i}]") for i, part in enumerate(content))
+    budget.spend(len(content), where)
+    parts = (_part(part, f"{where}[{i}]", budget) for i, part in enumerate(content))
     return [part for part in parts if part is not None]
 
 
-def _messages(body: Mapping[str, Any], roles: Mapping[str, str]) -> list[dict[str, Any]]:
+def _messages(body: Mapping[str, Any], roles: Mapping[str, str], max_messages: int,
+              budget: _Budget) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise _wrong("messages", "an array", messages)
+    if len(messages) > max_messages:
+        raise RequestError(f"'messages': at most {max_messages} messages per request, got {len(messages)}.",
+                           "messages")
     out = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
@@ -157,7 +198,7 @@ def _messages(body: Mapping[str, Any], roles: Mapping[str, str]) -> list[dict[st
             raise _wrong(f"{where}.role", "a string", role)
         if role not in roles:
             raise RequestError(f"'{where}.role' must be one of {', '.join(sorted(roles))}.", f"{where}.role")
-        out.append({"role": roles[role], "content": _content(message.get("content"), f"{where}.content")})
+        out.append({"role": roles[role], "content": _content(message.get("content"), f"{where}.content", budget)})
     return out
 
 
@@ -178,12 +219,13 @@ def _tool_names(body: Mapping[str, Any], param: str) -> list[str]:
     return names
 
 
-def _system(body: Mapping[str, Any]) -> str | None:
+def _system(body: Mapping[str, Any], budget: _Budget) -> str | None:
     system = body.get("system")
     if system is None or isinstance(system, str):
         return system
     if not isinstance(system, list):
         raise _wrong("system", "a string or an array", system)
+    budget.spend(len(system), "system")
     texts = []
     for block in system:
         if not isinstance(block, dict):
@@ -193,24 +235,27 @@ def _system(body: Mapping[str, Any]) -> str | None:
     return "\n".join(texts)
 
 
-def request_record(api: str, body: Mapping[str, Any], **context: Any) -> dict[str, Any]:
+def request_record(api: str, body: Mapping[str, Any], *, max_messages: int = DEFAULT_MAX_MESSAGES,
+                   max_parts: int = DEFAULT_MAX_PARTS, **context: Any) -> dict[str, Any]:
     """The exchange record (CONTRACT section 1) of a request body; `context` adds request_id, ts,
-    account_id, api_key_id, ip and user_agent. Raises `RequestError` on a malformed body."""
+    account_id, api_key_id, ip and user_agent. Raises `RequestError` on a malformed body, or one
+    with more than `max_messages` messages or `max_parts` content parts."""
+    budget = _Budget(max_parts)
     model = _model(body)
     stream = _flag(body, "stream")
     temperature = _number(body, "temperature")
     if api == OPENAI:
-        messages = _messages(body, _OPENAI_ROLES)
+        messages = _messages(body, _OPENAI_ROLES, max_messages, budget)
         completion_cap = _positive_int(body, "max_completion_tokens")
         legacy_cap = _positive_int(body, "max_tokens")
         max_tokens = completion_cap if completion_cap is not None else legacy_cap
         tools = _tool_names(body, "tools") or _tool_names(body, "functions")
         system = None
     else:
-        messages = _messages(body, _ANTHROPIC_ROLES)
+        messages = _messages(body, _ANTHROPIC_ROLES, max_messages, budget)
         max_tokens = _positive_int(body, "max_tokens")
         tools = _tool_names(body, "tools")
-        system = _system(body)
+        system = _system(body, budget)
     return {
         "request_id": context.get("request_id"),
         "ts": context.get("ts"),
@@ -226,6 +271,17 @@ def request_record(api: str, body: Mapping[str, Any], **context: Any) -> dict[st
         "tools": tools,
         "stream": stream,
     }
+
+
+def check_record(record: Mapping[str, Any]) -> None:
+    """Refuses (`RequestError`, naming the field) a record that the detector's own validator, the
+    ingest contract check, would refuse: one validator for logs and live traffic, so nothing the
+    gateway accepts can make the detector fail (temperature out of range, absurd max_tokens, a text
+    part without text...)."""
+    try:
+        exchange_row(record)
+    except Rejected as exc:
+        raise RequestError(f"Invalid '{exc.field}': {exc.reason}.", exc.field) from None
 
 
 def wants_usage_in_stream(body: Mapping[str, Any]) -> bool:

@@ -13,6 +13,7 @@ no default headers of its own beyond what HTTP needs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
+logger = logging.getLogger("distillguard.gateway")
 
 
 @dataclass
@@ -81,7 +83,14 @@ def timeout_failure() -> Failed:
 
 
 def upstream_failure(detail: str) -> Failed:
+    """A 502 whose message says what happened in plain words only: the class of the exception,
+    the upstream's address or its error text are logged, never sent to the client."""
     return Failed(502, f"The upstream model API failed: {detail}.", "upstream_error")
+
+
+def connection_failure(exc: BaseException) -> Failed:
+    logger.warning("upstream request failed: %s", type(exc).__name__)
+    return upstream_failure("no usable answer")
 
 
 def is_event_stream(headers: RawHeaders) -> bool:
@@ -126,7 +135,7 @@ class Upstream:
         except UpstreamTimeout:
             return timeout_failure()
         except UpstreamError as exc:
-            return upstream_failure(type(exc).__name__)
+            return connection_failure(exc)
         if response.status == 200 and is_event_stream(response.raw_headers):
             return Streaming(response)
         try:
@@ -134,7 +143,7 @@ class Upstream:
         except UpstreamTimeout:
             return timeout_failure()
         except UpstreamError as exc:
-            return upstream_failure(type(exc).__name__)
+            return connection_failure(exc)
         except ResponseTooLarge:
             return upstream_failure(f"response larger than {self.max_response_bytes} bytes")
         finally:

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 MAX_MESSAGES = 10_000
+MAX_PARTS = 10_000  # content parts of one message (or of `system`); above, corrupt or hostile
 MAX_TOKENS = 10_000_000  # above any context window; larger values are corrupt or hostile
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
@@ -118,6 +119,9 @@ class Rejected(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.reason = f"{code}: {detail}"
+        # Every detail starts with the field it is about ("temperature (101 not in 0..100)"): the
+        # gateway names it in its 400 answer.
+        self.field = detail.split(" ", 1)[0]
 
 
 def json_type(value: object) -> str:
@@ -182,6 +186,8 @@ def _content_text(content: Any, where: str) -> tuple[str, int]:
         return "", 0
     if type(content) is not list:
         raise wrong_type(where, "string or array of parts", content)
+    if len(content) > MAX_PARTS:
+        raise Rejected("too-large", f"{where} ({len(content)} parts > {MAX_PARTS})")
     texts: list[str] = []
     media = 0
     for j, part in enumerate(content):
@@ -204,6 +210,8 @@ def _messages(value: Any) -> tuple[list[str], list[str], int]:
     """(roles, contents, n_media) of the ``messages`` field."""
     if type(value) is not list:
         raise wrong_type("messages", "array of {role, content}", value)
+    if not value:  # CONTRACT: an exchange has messages; an empty list is one without
+        raise Rejected("bad-value", "messages (empty; at least one message is required)")
     if len(value) > MAX_MESSAGES:
         raise Rejected("too-large", f"messages ({len(value)} > {MAX_MESSAGES})")
     roles: list[str] = []

@@ -145,3 +145,33 @@ class RedisBuckets:
         if isinstance(reply, bytes):
             reply = reply.decode("ascii")
         return float(reply) if reply else None
+
+
+class AsyncRedisBuckets:
+    """`RedisBuckets` for the gateway's event loop (redis-py's asyncio client): the same buckets
+    and script. `take_many` sends the takes of a whole batch in one pipeline; Redis runs them in
+    order, so the answers are those of taking one after the other."""
+
+    asynchronous = True
+
+    def __init__(self, client: Any, prefix: str = "dg:tb:") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._take = client.register_script(_TAKE_LUA)
+
+    async def take_many(self, takes: list[tuple[str, float, int, float]]) -> list[float | None]:
+        """(key, per_minute, burst, now) for each take, in order -> the wait of each (None: taken)."""
+        if not takes:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, per_minute, burst, now in takes:
+                rate = check_rate(key, per_minute, burst)
+                args = [repr(rate), str(burst), repr(float(now)), str(expiry_ms(rate, burst)), repr(_EPSILON)]
+                await self._take(keys=[self.prefix + key], args=args, client=pipe)
+            replies = await pipe.execute()
+        out: list[float | None] = []
+        for reply in replies:
+            if isinstance(reply, bytes):
+                reply = reply.decode("ascii")
+            out.append(float(reply) if reply else None)
+        return out

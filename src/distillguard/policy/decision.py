@@ -59,3 +59,16 @@ class Decision:
     def refused(self) -> bool:
         """True when the request must not reach the upstream model."""
         return self.action == "block" or self.retry_after is not None or self.decline
+
+
+# Rules of decisions taken without the detector: it failed on this very request, or its state store
+# did not answer. They are counted apart (`detector-error` in the gateway's decisions metric).
+DETECTOR_ERROR = "detector-error"
+STATE_UNAVAILABLE = "state-unavailable"
+FAILURE_RULES = frozenset({DETECTOR_ERROR, STATE_UNAVAILABLE})
+
+
+def failure_decision(rule: str, mode: str) -> Decision:
+    """The decision on a request the detector could not assess: `mode` "allow" forwards it, "refuse"
+    refuses it (the gateway answers 503, not a policy refusal)."""
+    return Decision(action="allow" if mode == "allow" else "block", rule=rule)

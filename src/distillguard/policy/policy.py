@@ -27,6 +27,15 @@ MAX_NAME_LENGTH = 100
 MAX_BURST = 1_000_000
 MAX_PER_MINUTE = 1_000_000.0
 SCOPES = ("account", "cluster")
+# What the gateway does with a request the detector could not decide on (docs/policy.md "When
+# detection fails"): `refuse` it (fail closed) or `allow` it (fail open).
+FAILURE_MODES = ("refuse", "allow")
+# A fault confined to one request is triggered by that request's own content, so allowing it would
+# let anyone switch detection off for their traffic: refused by default.
+DEFAULT_ON_DETECTOR_ERROR = "refuse"
+# A state store that does not answer fails every request alike and is not something a client can
+# trigger at will; refusing would make Redis a single point of failure for the whole API.
+DEFAULT_ON_STATE_UNAVAILABLE = "allow"
 # The request signal a degrade rule may decline (distillguard.signals, elicitation kinds).
 REASONING_SIGNAL = "e_reasoning"
 
@@ -195,6 +204,8 @@ class Rule:
 class Policy:
     rules: tuple[Rule, ...]
     default_action: str = "allow"  # the YAML's `default`: the action when no rule matches
+    on_detector_error: str = DEFAULT_ON_DETECTOR_ERROR  # one of FAILURE_MODES
+    on_state_unavailable: str = DEFAULT_ON_STATE_UNAVAILABLE
 
     @classmethod
     def default(cls) -> Policy:
@@ -228,17 +239,34 @@ class Policy:
 
     def decide(self, a: Assessment, now: float, buckets: BucketStore) -> Decision:
         """The action for this request: the first rule whose conditions hold, else the default."""
+        rule = self.rule_for(a)
+        if rule is None:
+            return self.decision(None, a)
+        wait = None
+        if rule.throttle is not None:
+            t = rule.throttle
+            wait = buckets.take(t.bucket_key(a), t.per_minute, t.burst, now)
+        return self.decision(rule, a, wait)
+
+    def rule_for(self, a: Assessment) -> Rule | None:
+        """The first rule whose conditions hold (None: the default action). With `decision`, the
+        two halves of `decide`, for callers that take the throttle tokens themselves (the gateway
+        takes a whole batch's from Redis in one round trip)."""
         for rule in self.rules:
             if rule.when.matches(a):
-                return _apply(rule, a, now, buckets)
-        return Decision(action=self.default_action, rule="default", reasons=a.reasons, risk=a.risk)
+                return rule
+        return None
+
+    def decision(self, rule: Rule | None, a: Assessment, wait: float | None = None) -> Decision:
+        """The decision of `rule` on `a`; `wait` is what its throttle's token take answered."""
+        if rule is None:
+            return Decision(action=self.default_action, rule="default", reasons=a.reasons, risk=a.risk)
+        return _apply(rule, a, wait)
 
 
-def _apply(rule: Rule, a: Assessment, now: float, buckets: BucketStore) -> Decision:
+def _apply(rule: Rule, a: Assessment, wait: float | None) -> Decision:
     base = {"action": rule.action, "rule": rule.name, "reasons": a.reasons, "risk": a.risk}
     if rule.throttle is not None:
-        t = rule.throttle
-        wait = buckets.take(t.bucket_key(a), t.per_minute, t.burst, now)
         return Decision(**base, retry_after=wait)
     if rule.action == "degrade":
         spec = rule.degrade or DegradeSpec()
@@ -270,7 +298,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _parse_policy(data: Any, source: str) -> Policy:
     try:
-        top = _mapping(data, "", required={"version", "rules"}, allowed={"version", "rules", "default"})
+        top = _mapping(data, "", required={"version", "rules"},
+                       allowed={"version", "rules", "default", "on_detector_error", "on_state_unavailable"})
         version = top["version"]
         if isinstance(version, bool) or version != POLICY_VERSION:
             raise _Bad("version", f"expected {POLICY_VERSION}")
@@ -286,9 +315,19 @@ def _parse_policy(data: Any, source: str) -> Policy:
                 raise _Bad(f"rules[{i}].name", f"duplicate rule name {rule.name!r}")
             seen.add(rule.name)
         default = _action(top.get("default", "allow"), "default")
+        on_error = _failure_mode(top.get("on_detector_error", DEFAULT_ON_DETECTOR_ERROR), "on_detector_error")
+        on_unavailable = _failure_mode(top.get("on_state_unavailable", DEFAULT_ON_STATE_UNAVAILABLE),
+                                       "on_state_unavailable")
     except _Bad as bad:
         raise InputError(f"{source}: {bad}") from None
-    return Policy(rules=rules, default_action=default)
+    return Policy(rules=rules, default_action=default, on_detector_error=on_error,
+                  on_state_unavailable=on_unavailable)
+
+
+def _failure_mode(v: Any, where: str) -> str:
+    if not isinstance(v, str) or v not in FAILURE_MODES:
+        raise _Bad(where, f"expected one of {', '.join(FAILURE_MODES)}")
+    return v
 
 
 _RULE_KEYS = {"name", "when", "action", "throttle", "degrade"}
