@@ -202,3 +202,13 @@ def test_detector_does_not_know_the_generator() -> None:
         if p.is_file() and b"worldgen" in p.read_bytes().lower()
     ]
     assert offenders == []
+
+
+def test_legit_traffic_does_not_depend_on_profile(tmp_path: Path) -> None:
+    logs = {}
+    for profile in ("naive", "evasive"):
+        d = tmp_path / profile
+        generate(9, profile, d, scale=0.02, shape="contract", days=1)
+        legit = {a for a, r in _truth(d).items() if r["label"] == "legit"}
+        logs[profile] = [r for r in _jsonl(d / "exchanges.jsonl.gz") if r["account_id"] in legit]
+    assert logs["naive"] and logs["naive"] == logs["evasive"]

@@ -42,6 +42,7 @@ class Builder:
         self.accounts: list[Account] = []
         self.activities: list[Activity] = []
         self._ids: set[str] = set()
+        self._act_count: dict[int, int] = {}
         self._mobile_pools: dict[int, list[Addr]] = {}
         self._pool_rng = py_stream(self.seed, "shared-pools")
         self._shared_clients: dict[str, Client] = {}
@@ -181,7 +182,9 @@ class Builder:
         temperature: tuple = (None,),
         error_429: float = 0.002,
     ) -> Activity:
-        key = f"{acct.account_id}/{kind}/{sum(1 for a in self.activities[-8:] if a.account is acct)}"
+        n = self._act_count.get(acct.idx, 0)
+        self._act_count[acct.idx] = n + 1
+        key = f"{acct.account_id}/{kind}/{n}"
         act = Activity(acct, kind, harvest, key, params or {}, max_tokens, temperature, error_429)
         if models is not None:
             act.model_weights, act.adopt = models
