@@ -31,7 +31,7 @@ demo: install
 	@echo "analyst report: $(DEMO)/analysis/report.html"
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts worldgen
 
 test: lint
 	$(BIN)/pytest
