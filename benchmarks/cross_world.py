@@ -40,6 +40,7 @@ from distillguard.scoring.model import AccountModel, feature_matrix
 
 SCORED = (*FEATURES, *CLUSTER_FEATURES)
 
+
 @dataclass
 class Data:
     x: np.ndarray
@@ -52,7 +53,8 @@ class Data:
 
 def load(specs: list[str], work: Path, scale: float) -> Data:
     tables = [labelled(World.parse(s, scale), work) for s in specs]
-    cols = [c for c in tables[0].column_names if c in set(tables[-1].column_names)]
+    # Worlds of either generator may carry columns the others lack; keep what all of them have.
+    cols = [c for c in tables[0].column_names if all(c in t.column_names for t in tables)]
     table = pa.concat_tables([t.select(cols) for t in tables], promote_options="default")
 
     def col(name: str) -> np.ndarray:
