@@ -58,10 +58,7 @@ class EvidenceModel(AccountModel):
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows x features) log-odds each indicator adds."""
-        z = np.asarray(x, dtype=np.float64) * self.direction
-        lo, hi = self.knots[:, :-1], self.knots[:, 1:]
-        ramps = np.clip((z[:, :, None] - lo) / (hi - lo), 0.0, 1.0)
-        return (ramps * self.weights).sum(axis=2)
+        return (ramps(np.asarray(x, dtype=np.float64) * self.direction, self.knots) * self.weights).sum(axis=2)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
