@@ -413,21 +413,32 @@ class Coalescer:
             for record in records:
                 self._complete_sync([record])
 
-    def _decide_sync(self, records: list[dict[str, Any]], now: float) -> list[Decision]:
-        try:
-            decisions = self.detector.assess_many(records, now)
-            if len(decisions) != len(records):
-                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
-            return decisions
-        except StateUnavailableError as exc:
+    def _failed(self, records: list[dict[str, Any]], exc: Exception) -> list[Decision] | None:
+        """Decisions for an assessment that raised `exc` (called from its except block), or None
+        when the batch should be assessed again one request at a time."""
+        if isinstance(exc, StateUnavailableError):
             logger.warning("state store unavailable for %d requests: %s", len(records), exc)
             return [self.failed[STATE_UNAVAILABLE]] * len(records)
-        except Exception:
-            if len(records) == 1:
-                logger.exception("detector failed on request %s", records[0].get("request_id"))
-                return [self.failed[DETECTOR_ERROR]]
-            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
-            return [decision for record in records for decision in self._decide_sync([record], now)]
+        if len(records) == 1:
+            logger.exception("detector failed on request %s", records[0].get("request_id"))
+            return [self.failed[DETECTOR_ERROR]]
+        logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
+        return None
+
+    @staticmethod
+    def _checked(decisions: Sequence[Decision], records: list[dict[str, Any]]) -> list[Decision]:
+        if len(decisions) != len(records):
+            raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
+        return list(decisions)
+
+    def _decide_sync(self, records: list[dict[str, Any]], now: float) -> list[Decision]:
+        try:
+            return self._checked(self.detector.assess_many(records, now), records)
+        except Exception as exc:
+            failed = self._failed(records, exc)
+            if failed is not None:
+                return failed
+        return [decision for record in records for decision in self._decide_sync([record], now)]
 
     async def _run(self) -> None:
         detector: Any = self.detector
@@ -457,19 +468,12 @@ class Coalescer:
 
     async def _decide_async(self, detector: Any, records: list[dict[str, Any]], now: float) -> list[Decision]:
         try:
-            decisions = await detector.assess_many_async(records, now)
-            if len(decisions) != len(records):
-                raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
-            return list(decisions)
-        except StateUnavailableError as exc:
-            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
-            return [self.failed[STATE_UNAVAILABLE]] * len(records)
-        except Exception:
-            if len(records) == 1:
-                logger.exception("detector failed on request %s", records[0].get("request_id"))
-                return [self.failed[DETECTOR_ERROR]]
-            logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
-            return [d for record in records for d in await self._decide_async(detector, [record], now)]
+            return self._checked(await detector.assess_many_async(records, now), records)
+        except Exception as exc:
+            failed = self._failed(records, exc)
+            if failed is not None:
+                return failed
+        return [d for record in records for d in await self._decide_async(detector, [record], now)]
 
     async def aclose(self) -> None:
         if self._runner is not None and not self._runner.done():
