@@ -285,6 +285,50 @@ def test_small_hydra_is_recovered_whole_and_pure() -> None:
     assert {r["account_a"] for r in result.edges.to_pylist()} <= set(members)
 
 
+def reseller(rng: random.Random, n: int) -> list[Row]:
+    """A hydra reseller: many small accounts behind its own egress range and client stack, each
+    sending a few paraphrased harvest wrappers among ordinary resold chat."""
+    rows = []
+    for i in range(n):
+        for _ in range(rng.randint(4, 7)):
+            ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(0, 23), minutes=rng.randint(0, 59))
+            ip = f"185.7.7.{rng.randint(1, 254)}"
+            prompt = paraphrase(rng.choice(WRAPPERS), rng).replace("{task}", rng.choice(TASKS))
+            rows.append(Row(f"resold-{i:03d}", ts, prompt, elicit=0.9, ip=ip, asn=64512, tls="ja3-reseller",
+                            capability=MATH, max_tokens=4096))
+            rows.append(Row(f"resold-{i:03d}", ts + timedelta(minutes=3), rng.choice(CHAT), ip=ip, asn=64512,
+                            tls="ja3-reseller"))
+    return rows
+
+
+def test_operation_larger_than_the_bucket_cap_is_still_linked() -> None:
+    """Every value the reseller's accounts share is used by more accounts than the cap; the ring
+    pairing still ties them, while the crowd and a campus behind one NAT, above the cap too, stay
+    apart. Without ring neighbours the operation is not found at all."""
+    rng = random.Random(17)
+    rows = reseller(rng, 60) + background(rng, 60)
+    for i in range(40):
+        for _ in range(4):
+            ts = T0 + timedelta(days=rng.randint(0, 13), hours=rng.randint(9, 17))
+            rows.append(Row(f"student-{i:02d}", ts, f"Translate to French: {rng.choice(CHAT)}",
+                            ip=f"130.1.2.{rng.randint(1, 254)}", asn=680, tls="ja3-chrome", ua="Mozilla/5.0"))
+    small_cap = LinkConfig(bucket_cap=5)
+
+    def clustered(config: LinkConfig) -> dict[str, str | None]:
+        result = link_accounts(connect(rows), config=config)
+        return {r["account_id"]: r["cluster_id"] for r in result.accounts.to_pylist()}
+
+    found = clustered(small_cap)
+    resold = [c for a, c in found.items() if a.startswith("resold-")]
+    assert sum(c is not None for c in resold) / len(resold) >= 0.9
+    members = {c for c in resold if c is not None}
+    assert all(found[a] is None for a in found if not a.startswith("resold-"))
+    assert all(c not in members for a, c in found.items() if not a.startswith("resold-"))
+    without_ring = [c for a, c in clustered(dataclasses.replace(small_cap, ring_neighbours=0)).items()
+                    if a.startswith("resold-")]
+    assert all(c is None for c in without_ring)
+
+
 def test_unclustered_accounts_have_zero_cluster_features() -> None:
     rng = random.Random(5)
     result = link_accounts(connect(background(rng, 20)))

@@ -2,9 +2,10 @@
 
 Every kind is a way two accounts can share a value (a /24, a payment instrument, a prompt skeleton,
 a template used in the same hour). Each shared value is a *bucket*; a bucket shared by ``n``
-accounts contributes ``idf(n) = 1 / ln(1 + n)`` to each pair in it, and nothing at all once ``n``
-exceeds ``bucket_cap``: a campus NAT or a stock prompt is weak evidence, a value shared by the whole
-population is none. Evidence is then combined per family (infrastructure, content, synchrony) so
+accounts contributes ``idf(n) = 1 / ln(1 + n)`` to each pair in it (times its quality): a campus NAT
+or a stock prompt is weak evidence, and a bucket larger than ``bucket_cap`` pairs each account with
+only a few others (its ring neighbours), so a value shared by a whole operation still ties it
+together while one shared by the whole population stays weak. Evidence is then combined per family (infrastructure, content, synchrony) so
 that no single family, and no single noisy kind, links accounts by itself unless it is specific.
 """
 
@@ -62,9 +63,11 @@ KIND_ID: dict[str, int] = {k.name: i for i, k in enumerate(EDGE_KINDS)}
 class LinkConfig:
     """Tunable constants of linking and clustering; the defaults are the documented operating point."""
 
-    # Buckets shared by more accounts than this give no evidence and generate no pairs, which also
-    # bounds pair generation to bucket_cap * (account, value) incidences.
+    # Buckets shared by more accounts than this pair each account with only its `ring_neighbours`
+    # next members (`graph._pair_sql`), which bounds pair generation to
+    # max(bucket_cap, ring_neighbours) * (account, value) incidences.
     bucket_cap: int = 500
+    ring_neighbours: int = 20
     # A template or a time bin counts at this floor when none of its exchanges is elicitation, and
     # fully when all are: popular everyday prompts, shared by chance, must not add up to a link.
     plain_content_floor: float = 0.0

@@ -5,10 +5,11 @@
 2. ``_lk_inc``: incidences (account, kind, key): every value an account uses, one row per distinct
    value, with how many of its exchanges used it and how many of those were elicitation.
 3. ``_lk_bucket``: per (kind, key) the number of accounts sharing it and its evidence weight
-   ``idf(n) * quality``; only buckets with 2..bucket_cap accounts take part in pairing.
-4. ``_lk_pair_kind``: the self-join of incidences inside buckets of positive weight, summed per
-   pair and kind. Its size is bounded by ``bucket_cap * |incidences|``, so cost grows near-linearly
-   with traffic.
+   ``idf(n) * quality``; buckets of 2 or more accounts take part in pairing.
+4. ``_lk_pair_kind``: pairs of incidences inside buckets of positive weight (every pair of a bucket
+   up to ``bucket_cap`` accounts, ring neighbours in larger ones), summed per pair and kind. Its
+   size is bounded by ``max(bucket_cap, ring_neighbours) * |incidences|``, so cost grows
+   near-linearly with traffic.
 5. ``_lk_graph_edge``: per pair, bounded contributions per kind, summed and thresholded.
 
 A grouping (``link.Linker.link``) partitions a selection of these edges, ``_lk_edge`` (``grouping``).
@@ -174,8 +175,7 @@ def _bucket_sql(cfg: LinkConfig) -> str:
     """Every shared value (n_acc >= 2) with its quality `q` and pairing weight `w = q * idf`.
 
     Content and synchrony quality is the elicitation share of the bucket's exchanges times, for
-    wrapper fragments, the slot diversity `d`; `w` is 0 above the cap. Content scoring reuses the
-    large buckets too.
+    wrapper fragments, the slot diversity `d`.
     """
     floor = cfg.plain_content_floor
     return f"""
@@ -185,7 +185,7 @@ def _bucket_sql(cfg: LinkConfig) -> str:
         FROM _lk_inc GROUP BY kind, key HAVING count(*) >= 2
     )
     SELECT kind, key, n_acc, n_ex, n_el, d,
-           q, CASE WHEN n_acc > {cfg.bucket_cap} THEN 0.0 ELSE q / ln(1 + n_acc) END AS w
+           q, q / ln(1 + n_acc) AS w
     FROM (SELECT *, CASE WHEN family = '{INFRA}' THEN 1.0
                          ELSE ({floor} + {1 - floor} * n_el / greatest(n_ex, 1)) * d END AS q
           FROM (SELECT b.*, k.family,
@@ -198,16 +198,38 @@ def _bucket_sql(cfg: LinkConfig) -> str:
 
 
 def _pair_sql(cfg: LinkConfig) -> str:
+    """Pairs sharing a bucket, with their summed evidence per kind.
+
+    Inside a bucket of at most `bucket_cap` accounts every pair is formed. A larger bucket (a
+    reseller's egress range, the harvest wrapper of a 20,000-account operation, but also a popular
+    browser) pairs each account with only its `ring_neighbours` next members in one global order
+    of accounts (a hash of the account): pairing stays linear in the bucket's size, and because the
+    order is the same in every bucket, accounts that share many large buckets (the members of one
+    operation) are paired in most of them and their evidence adds up, while accounts that share
+    one popular value meet in a single bucket, with its small weight.
+    """
     return f"""
     CREATE OR REPLACE TEMP TABLE _lk_pair_kind AS
     WITH m AS (
-        SELECT i.aid, i.kind, i.key, b.w, b.q
+        SELECT i.aid, i.kind, i.key, b.w, b.q, b.n_acc > {cfg.bucket_cap} AS large
         FROM _lk_inc i JOIN _lk_bucket b USING (kind, key)
         WHERE b.w >= {cfg.min_key_weight}
+    ),
+    small AS (SELECT * FROM m WHERE NOT large),
+    ring AS (
+        SELECT aid, kind, key, w, q, row_number() OVER (PARTITION BY kind, key ORDER BY hash(aid), aid) AS r
+        FROM m WHERE large
+    ),
+    pairs AS (
+        SELECT x.aid AS a, y.aid AS b, x.kind, x.w, x.q
+        FROM small x JOIN small y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
+        UNION ALL
+        SELECT least(x.aid, y.aid), greatest(x.aid, y.aid), x.kind, x.w, x.q
+        FROM (SELECT *, r + unnest(range(1, {cfg.ring_neighbours + 1})) AS r_next FROM ring) x
+        JOIN ring y ON x.kind = y.kind AND x.key = y.key AND y.r = x.r_next
     )
-    SELECT x.aid AS a, y.aid AS b, x.kind, sum(x.w) AS e, sum(x.q * x.q) AS dot, count(*)::INTEGER AS c
-    FROM m x JOIN m y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
-    GROUP BY ALL
+    SELECT a, b, kind, sum(w) AS e, sum(q * q) AS dot, count(*)::INTEGER AS c
+    FROM pairs GROUP BY ALL
     """
 
 
