@@ -46,6 +46,7 @@ from distillguard.linking.features import CLUSTER_FEATURES
 from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
+from distillguard.reasons import COORDINATED_CLUSTER
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
 from distillguard.scoring.model import AccountModel
@@ -164,7 +165,7 @@ class LinkSnapshot:
             return
         self.cluster_of[account] = cluster
         self.values[account] = self.cluster_values[cluster]
-        self.link_reasons[account] = "coordinated-cluster"
+        self.link_reasons[account] = COORDINATED_CLUSTER
         self.n_attached += 1
 
     @classmethod

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Link reason codes (docs/linking.md); the report and the account reasons use these strings.
-SHARED_INFRASTRUCTURE = "shared-infrastructure"
-SHARED_PAYMENT = "shared-payment"
-SHARED_TEMPLATE = "shared-template"
-SYNCHRONIZED = "synchronized"
-CREATION_BURST = "creation-burst"
-NEW_MODEL_PIVOT = "new-model-pivot"
-SHARED_HARVEST_CONTENT = "shared-harvest-content"
-WATCHLIST_MATCH = "watchlist-match"
+from distillguard.reasons import (  # noqa: F401  (link reason codes, re-exported for linking's modules)
+    CREATION_BURST,
+    NEW_MODEL_PIVOT,
+    SHARED_HARVEST_CONTENT,
+    SHARED_INFRASTRUCTURE,
+    SHARED_PAYMENT,
+    SHARED_TEMPLATE,
+    SYNCHRONIZED,
+    WATCHLIST_MATCH,
+)
 
 INFRA = "infra"
 CONTENT = "content"

@@ -19,6 +19,7 @@ import yaml
 from distillguard.errors import InputError
 from distillguard.policy.buckets import BucketStore
 from distillguard.policy.decision import ACTIONS, Assessment, Decision, DegradeSpec
+from distillguard.reasons import CODES
 
 POLICY_VERSION = 1
 MAX_POLICY_BYTES = 1_000_000
@@ -474,20 +475,7 @@ def _action(v: Any, where: str) -> str:
 
 def known_reason_codes() -> frozenset[str]:
     """Every reason code detection can give an account (README "Reason codes")."""
-    # Imported here: the scoring model pulls in numpy, which validating a policy should not need
-    # until it reads a reason list.
-    from distillguard.linking.config import (
-        EDGE_KINDS,
-        NEW_MODEL_PIVOT,
-        SHARED_HARVEST_CONTENT,
-        WATCHLIST_MATCH,
-    )
-    from distillguard.scoring.model import REASON_OF_FEATURE
-
-    return frozenset(
-        {*REASON_OF_FEATURE.values(), *(k.reason for k in EDGE_KINDS), "combined-signals"}
-        | {NEW_MODEL_PIVOT, SHARED_HARVEST_CONTENT, WATCHLIST_MATCH}
-    )
+    return CODES
 
 
 def _reason_list(v: Any, where: str) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from plotly.offline import get_plotlyjs
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from distillguard.reasons import REASONS
 from distillguard.scoring.model import REASON_OF_FEATURE
 from distillguard.signals.capability import CAPABILITIES
 
@@ -50,38 +51,8 @@ HOURLY_MAX_DAYS = 31  # beyond this window, timelines count exchanges per day in
 MAX_EVAL_DEPTH = 5  # nesting levels of the evaluation rendered as tables
 MAX_EVAL_ROWS = 500  # rows rendered of any list in the evaluation
 
-# One line per reason code, for an analyst checking a verdict (codes: distillguard.scoring.model).
-REASON_DESCRIPTIONS: dict[str, str] = {
-    "high-volume": "Many exchanges over the window, or per active day, compared with typical accounts.",
-    "burst-volume": "One hour with far more exchanges than a typical account's busiest hour.",
-    "sustained-activity": "Active on most days of the window, like a job that does not stop.",
-    "round-the-clock": "Traffic spread evenly over the 24 hours of the day instead of following a working day.",
-    "machine-timing": "Requests paced at regular intervals, as a script or a load balancer sends them.",
-    "reasoning-extraction": "Prompts asking the model to write out its step-by-step reasoning (chain-of-thought harvesting).",
-    "grader-rubric": "Prompts using the model as a grader or reward model, scoring answers against a rubric.",
-    "synthetic-data-generation": "Prompts asking for batches of training examples, instructions or question-answer pairs.",
-    "sensitive-rewrite": "Prompts asking for 'safe' rewrites of politically sensitive questions.",
-    "agent-trace-harvest": "Prompts built to collect complete agent or tool-use traces.",
-    "elicitation": "A large share of prompts of any of the elicitation kinds above.",
-    "template-concentration": "Most prompts share one template or system prompt and differ only in their slots.",
-    "capability-focus": "Traffic narrowly focused on capabilities most valuable for training (coding, math, agentic, reasoning).",
-    "single-turn": "Almost every exchange is a fresh single-turn request rather than a conversation.",
-    "tool-use-focus": "Most exchanges offer tools to the model or carry tool turns.",
-    "long-outputs": "Requests that draw long answers: high output/input token ratio, often stopped at max_tokens.",
-    "new-model-pivot": "Traffic moved to a newly released model within 24 hours of its release.",
-    "new-account": "The account was created less than 30 days before its traffic.",
-    "entry-point-tier": "The account is on a cheap or lightly verified programme (free, education, startup, research, trial).",
-    "unverified": "The account has not been verified.",
-    "coordinated-cluster": "The account is linked to other accounts into a cluster that scores high as a whole.",
-    "shared-harvest-content": "The account sends the same harvesting prompts (near-duplicates) as other suspect accounts.",
-    "watchlist-match": "The account matches an indicator on a shared watchlist.",
-    "shared-infrastructure": "Linked to its cluster by shared IP prefixes, ASN, TLS fingerprint, user agent or e-mail domain.",
-    "shared-payment": "Linked to its cluster by a shared payment instrument.",
-    "creation-burst": "Created within minutes of other accounts of its cluster.",
-    "shared-template": "Linked to its cluster by the same prompt wrappers, system prompts or near-duplicate prompts.",
-    "synchronized": "Sends the same wrappers or request shapes in the same hours as other accounts of its cluster.",
-    "combined-signals": "Flagged by several weaker signals together, none strong enough on its own to be listed.",
-}
+# One line per reason code, for an analyst checking a verdict.
+REASON_DESCRIPTIONS: dict[str, str] = {r.code: r.description for r in REASONS}
 
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillguard.reasons import COMBINED_SIGNALS, WATCHLIST_MATCH
 from distillguard.scoring.model import AccountModel, feature_matrix
 
 CLUSTERS_SCHEMA = pa.schema(
@@ -28,11 +29,11 @@ WATCHLIST_LOGODDS = 3.0
 def merge_reasons(model_reasons: list[str], link_reasons: str | None, watchlist: float, flagged: bool) -> str:
     codes = list(model_reasons)
     if watchlist > 0:
-        codes.insert(0, "watchlist-match")
+        codes.insert(0, WATCHLIST_MATCH)
     if link_reasons and codes:
         codes += [c for c in link_reasons.split(";") if c and c not in codes]
     if not codes and flagged:
-        codes = ["combined-signals"]  # a flagged account always carries a reason an analyst can check
+        codes = [COMBINED_SIGNALS]  # a flagged account always carries a reason an analyst can check
     return ";".join(dict.fromkeys(codes))
 
 
