@@ -10,8 +10,8 @@ import pytest
 import stix2
 from typer.testing import CliRunner
 
+from distillguard.cli.intel import intel_app
 from distillguard.errors import InputError
-from distillguard.intel.command import intel_app
 from distillguard.intel.fingerprint import DEFAULT_KEY, keyed
 from distillguard.intel.indicators import INDICATOR_KINDS, parse_pattern, pattern_of
 from distillguard.intel.stix import build_bundle, write_bundle

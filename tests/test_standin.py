@@ -148,7 +148,7 @@ def test_cli_registers_standin_and_gateway() -> None:
 
 def test_gateway_uses_the_operating_point_it_is_given() -> None:
     """The gateway's budgets reach its detector, so it can flag as the `analyze` run it follows did."""
-    from distillguard.gateway.command import _gateway_app
+    from distillguard.cli.gateway import _gateway_app
     from distillguard.scoring.model import AccountModel
 
     options = {"upstream": "http://127.0.0.1:9", "max_body_bytes": 1 << 20, "trusted_proxy": [],

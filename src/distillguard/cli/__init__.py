@@ -42,12 +42,12 @@ def _root(
 
 def _register() -> None:
     # Imported here so `--help` and `--version` stay fast and each stage owns its command.
-    from distillguard.engines.command import analyze_command, replay_command
-    from distillguard.evaluate.command import baseline_app, evaluate_command
-    from distillguard.gateway.command import gateway_command, standin_command
-    from distillguard.ingest.command import ingest_command
-    from distillguard.intel.command import intel_app
-    from distillguard.sim.command import simulate_command
+    from distillguard.cli.analyze import analyze_command, replay_command
+    from distillguard.cli.evaluate import baseline_app, evaluate_command
+    from distillguard.cli.gateway import gateway_command, standin_command
+    from distillguard.cli.ingest import ingest_command
+    from distillguard.cli.intel import intel_app
+    from distillguard.cli.simulate import simulate_command
 
     app.command("analyze")(analyze_command)
     app.command("replay")(replay_command)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from distillguard.engines.command import FprBudgetOption, SegmentBudgetOption
+from distillguard.cli.analyze import FprBudgetOption, SegmentBudgetOption
 from distillguard.engines.state import DEFAULT_MAX_ACCOUNTS, DEFAULT_PROBATION_ACCOUNTS, DEFAULT_REDIS_TIMEOUT
 from distillguard.errors import InputError
 from distillguard.gateway import DEFAULT_MAX_HEADER_BYTES
@@ -233,7 +233,7 @@ def gateway_command(
     app = _gateway_app(options)
     if workers > 1:
         os.environ[WORKER_OPTIONS_ENV] = json.dumps(options)
-        app = "distillguard.gateway.command:worker_app"
+        app = "distillguard.cli.gateway:worker_app"
     from distillguard.gateway.server import ConnectionLimits
 
     limits = ConnectionLimits(head_timeout=head_timeout, max_connections_per_ip=max_connections_per_ip or None,
