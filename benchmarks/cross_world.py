@@ -35,10 +35,10 @@ from worlds import PLAN, World, labelled
 from distillguard.behaviour.features import FEATURES
 from distillguard.linking import CLUSTER_FEATURES
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
-from distillguard.scoring.fit import fit
+from distillguard.scoring.fit import fit, scored_features
 from distillguard.scoring.model import AccountModel, feature_matrix
 
-SCORED = (*FEATURES, *CLUSTER_FEATURES)
+SCORED = scored_features((*FEATURES, *CLUSTER_FEATURES))
 
 
 @dataclass
@@ -73,6 +73,7 @@ def fitter(kind: str, **options: float) -> Callable[[Data], AccountModel]:
 MODELS: dict[str, Callable[[Data], AccountModel]] = {
     "trees": fitter("trees"),
     "trees-balanced": fitter("trees-balanced"),
+    "stumps": fitter("stumps"),
     "evidence": fitter("evidence"),
     "evidence-3": fitter("evidence", max_logodds=3.0),
     "evidence-6": fitter("evidence", max_logodds=6.0),

@@ -6,7 +6,7 @@ overlap, and the README's cross-world tables report on the test seeds). The ship
 on generator `--fit` and calibrated on the other one, so its operating point was chosen on traffic
 unlike the traffic it learned from, as it will be at a provider. Usage:
 
-    .venv/bin/python scripts/train_scorer.py [--kind evidence] [--fit sim] [--scale 0.5] [--calibrate-only]
+    .venv/bin/python scripts/train_scorer.py [--kind stumps] [--fit sim] [--scale 0.5] [--calibrate-only]
 
 `--calibrate-only` keeps the shipped model and re-reads only the operating point. Prints each
 indicator's effect (its partial dependence) as the markdown table of `docs/scoring.md`.
@@ -58,7 +58,7 @@ def effects_table(model: AccountModel, x: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=KINDS, default="evidence")
+    parser.add_argument("--kind", choices=KINDS, default="stumps")
     parser.add_argument("--fit", choices=sorted(PLAN), default="sim", help="generator to fit on")
     parser.add_argument("--work", type=Path, default=Path("bench-out/worlds"))
     parser.add_argument("--scale", type=float, default=0.5)

@@ -71,5 +71,3 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
-if __name__ == "__main__":
-    main()

@@ -79,6 +79,13 @@ REASON_OF_FEATURE: dict[str, str] = {
 # "small accounts are suspicious" from one simulator's population. Features not listed: +1.
 SUSPICIOUS_DIRECTION: dict[str, int] = {"frame_diversity": -1, "capability_entropy": -1}
 
+# Computed and reported, but not scored. Tool turns are what agentic coding tools used by real
+# developers send all day (a hard case of DESIGN.md), so "more tool turns" is no evidence of
+# harvesting in itself; a scorer fitted on the simulator, whose developers use fewer tools than
+# its campaigns, learned it as one and flagged 1.8% of the independent generator's developers.
+# Agentic harvesting still shows as capability focus, agent-trace elicitation and coordination.
+UNSCORED_FEATURES: tuple[str, ...] = ("tool_turn_share",)
+
 # A reason is reported when it adds at least this much log-odds over a typical account.
 REASON_MIN_LOGODDS = 0.5
 DEFAULT_MODEL = "account_model.json"
