@@ -170,7 +170,7 @@ def replay_command(
         typer.Option("--attach/--no-attach",
                      help="Between cluster refreshes, attach new accounts that reuse a high-risk cluster's "
                           "distinctive infrastructure (IP range, card, TLS client) to it "
-                          "(README 'Containing campaigns online')."),
+                          "(docs/online.md)."),
     ] = True,
     quiet: QuietOption = False,
 ) -> None:
