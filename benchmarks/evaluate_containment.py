@@ -26,7 +26,11 @@ import orjson
 
 from distillguard.ingest.normalise import epoch_ms
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worlds import World, generate, log_files
+
 BIN = Path(sys.executable).parent / "distillguard"
+WORLDS = Path("bench-out/worlds")
 
 
 def run(*args: str | Path) -> float:
@@ -54,27 +58,34 @@ def world(scenario: str, seed: int, work: Path, scale: float = 1.0) -> Path:
 def evaluate_scenario(scenario: str, seed: int, work: Path, scale: float, relink_hours: float,
                       policy: Path | None, attach: bool, since_days: float) -> dict:
     sim = world(scenario, seed, work, scale)
-    log = sim / "exchanges.jsonl.gz"
-    out = work / f"{scenario}-{seed}-replay{'' if attach else '-no-attach'}"
+    return evaluate_folder(sim, [sim / "exchanges.jsonl.gz"], work / f"{scenario}-{seed}", relink_hours,
+                           policy, attach, since_days)
+
+
+def evaluate_folder(sim: Path, logs: list[Path], name: Path, relink_hours: float, policy: Path | None,
+                    attach: bool, since_days: float) -> dict:
+    """Replay the world in folder `sim` (its `logs`, accounts, releases and truth) into `name`-replay."""
+    out = name.with_name(name.name + f"-replay{'' if attach else '-no-attach'}")
     extra = (["--policy", policy] if policy else []) + ([] if attach else ["--no-attach"])
-    seconds = run("replay", log, "--accounts", sim / "accounts.jsonl", "--releases", sim / "releases.jsonl",
+    exchanges = [a for log in logs for a in ("--exchanges", log)]
+    seconds = run("replay", *logs, "--accounts", sim / "accounts.jsonl", "--releases", sim / "releases.jsonl",
                   "--relink-hours", relink_hours, "--out", out, "--quiet", *extra)
-    run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", "--exchanges", log,
+    run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", *exchanges,
         "--json", out / "containment.json")
     result = json.loads((out / "containment.json").read_text())["containment"]
     result["seconds"] = seconds
     if since_days:
         # The same replay, counting only what was sent once the detector had run `since_days`.
-        since = datetime.fromtimestamp(log_start_ms(log) / 1000 + since_days * 86400, UTC)
+        since = datetime.fromtimestamp(min(map(log_start_ms, logs)) / 1000 + since_days * 86400, UTC)
         stamp = since.isoformat().replace("+00:00", "Z")
-        run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", "--exchanges", log,
+        run("evaluate", "--truth", sim / "truth.csv", "--actions", out / "actions.csv", *exchanges,
             "--since", stamp, "--json", out / "containment-since.json")
         result["since"] = json.loads((out / "containment-since.json").read_text())["containment"]
     return result
 
 
 def log_start_ms(log: Path) -> int:
-    """The first timestamp of a simulated log (epoch ms or RFC 3339, as the contract allows)."""
+    """The first timestamp of a contract log (epoch ms or RFC 3339, as the contract allows)."""
     first = None
     with gzip.open(log, "rb") as f:
         for line in f:
@@ -108,13 +119,17 @@ def markdown(scenario: str, r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", nargs="+", default=["medium", "adaptive"])
+    parser.add_argument("--scenarios", nargs="*", default=["medium", "adaptive"])
+    parser.add_argument("--worlds", nargs="*", default=[],
+                        help="worlds of either generator as `benchmarks/worlds.py` names them, e.g. "
+                             "worldgen:naive:321 (at --world-scale, in its cache folder)")
+    parser.add_argument("--world-scale", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--relink-hours", type=float, default=6.0)
     parser.add_argument("--policy", type=Path, default=None)
     parser.add_argument("--no-attach", dest="attach", action="store_false",
-                        help="replay --no-attach (see README 'Containing campaigns online')")
+                        help="replay --no-attach (see docs/online.md)")
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
     parser.add_argument("--since-days", type=float, default=0.0,
                         help="also report what was sent after this many days of running (evaluate --since)")
@@ -128,6 +143,16 @@ def main() -> None:
         if "since" in summary[scenario]:
             window = summary[scenario]["since"] | {"seconds": summary[scenario]["seconds"]}
             print(markdown(f"{scenario}, from day {args.since_days:g} on", window), "\n", flush=True)
+    for spec in args.worlds:
+        w = World.parse(spec, args.world_scale)
+        folder = WORLDS / w.name
+        generate(w, folder)
+        summary[spec] = evaluate_folder(folder, log_files(folder), args.work / w.name, args.relink_hours,
+                                        args.policy, args.attach, args.since_days)
+        print(markdown(spec, summary[spec]), "\n", flush=True)
+        if "since" in summary[spec]:
+            window = summary[spec]["since"] | {"seconds": summary[spec]["seconds"]}
+            print(markdown(f"{spec}, from day {args.since_days:g} on", window), "\n", flush=True)
     name = "summary.json" if args.attach else "summary-no-attach.json"
     (args.work / name).write_text(json.dumps(summary, indent=1))
 

@@ -9,10 +9,11 @@ import numpy as np
 import openai
 import pytest
 
-from distillguard.engines.online import LinkSnapshot, OnlineDetector
+from distillguard.engines.online import OnlineDetector
 from distillguard.gateway.app import GatewayConfig, create_app
 from distillguard.gateway.standin import create_standin_app
 from distillguard.linking.features import CLUSTER_FEATURES
+from distillguard.linking.snapshot import LinkSnapshot
 from gateway_helpers import ServerThread
 
 MEMBER_KEY = "sk-test-member-0001"

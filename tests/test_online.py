@@ -311,8 +311,8 @@ def test_cluster_keys_keep_only_distinctive_infrastructure():
 
 
 def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):
-    from distillguard.engines.online import LinkSnapshot
     from distillguard.errors import InputError
+    from distillguard.linking.snapshot import LinkSnapshot
 
     _, batch_out = replayed
     snap = LinkSnapshot.read(batch_out / "links")
@@ -357,8 +357,8 @@ def test_rewritten_snapshot_is_picked_up(tmp_path, monkeypatch):
     import numpy as np
 
     from distillguard.engines import online
-    from distillguard.engines.online import LinkSnapshot
     from distillguard.linking.features import CLUSTER_FEATURES
+    from distillguard.linking.snapshot import LinkSnapshot
 
     def snapshot(cluster: str) -> LinkSnapshot:
         snap = LinkSnapshot()

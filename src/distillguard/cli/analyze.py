@@ -134,7 +134,7 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
 
     These are the clusters the risks were computed on, so the gateway scores an account as
     `analyze` did; the reported clusters are regrouped by verdict after scoring."""
-    from distillguard.engines.online import LinkSnapshot
+    from distillguard.linking.snapshot import LinkSnapshot
 
     link = result.scoring_link
     assert link is not None

@@ -24,10 +24,11 @@ import pyarrow as pa
 
 from distillguard.behaviour.online import utc_iso
 from distillguard.engines.local import load_side_tables, load_signals, open_store, score_and_group
-from distillguard.engines.online import LinkSnapshot, OnlineDetector, account_infos, release_list
+from distillguard.engines.online import OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink
 from distillguard.linking import LinkResult, link_accounts
 from distillguard.linking.link import Linker
+from distillguard.linking.snapshot import LinkSnapshot
 from distillguard.policy.decision import severity
 from distillguard.progress import track
 from distillguard.schema import ACTIONS_CSV_HEADER
