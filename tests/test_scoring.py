@@ -121,3 +121,34 @@ def test_shipped_model_loads_and_has_an_operating_point():
     assert 0 < model.threshold(0.001) < 1
     assert sum(len(r) for r in model.legit_risks_by_segment.values()) == len(model.legit_risks)
     assert model.threshold(0.001) >= model.threshold(0.001, 1.0)
+
+
+def test_stumps_are_additive_and_monotone_and_the_shipped_model_is_one():
+    """The shipped recipe: every tree splits once, so each feature's effect is a step function of
+    that feature alone (its partial dependence, whatever the other features are), non-decreasing in
+    its suspicious direction; tool turns, a hard case's everyday traffic, are not scored."""
+    from distillguard.scoring.fit import fit, scored_features
+    from distillguard.scoring.model import UNSCORED_FEATURES
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    y = rng.uniform(size=n) < 0.3
+    x = np.column_stack([np.where(y, rng.beta(5, 2, n), rng.beta(1, 8, n)), rng.uniform(size=n),
+                         np.where(y, rng.beta(2, 5, n), rng.beta(5, 2, n))])
+    features = ("e_reasoning_share", "log_exchanges", "frame_diversity")
+    model = fit("stumps", x, y, features, np.where(y, "campaign", "chat"))
+    assert model.trees._depth == 1
+    risk = model.risk(x)
+    assert np.mean(risk[y]) > 0.7 > 0.3 > np.mean(risk[~y])
+    # Additive: moving one feature changes the log-odds by the same amount for every row.
+    for j, direction in enumerate((1, 1, -1)):
+        lo, hi = x.copy(), x.copy()
+        lo[:, j], hi[:, j] = 0.2, 0.8
+        step = model.logit(hi) - model.logit(lo)
+        assert np.allclose(step, step[0])
+        assert direction * step[0] >= 0
+
+    shipped = AccountModel.load()
+    assert shipped.trees._depth == 1
+    assert not set(UNSCORED_FEATURES) & set(shipped.features)
+    assert set(scored_features(shipped.features)) == set(shipped.features)
