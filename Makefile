@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks scripts worldgen
 
 test: lint
+	@command -v java >/dev/null 2>&1 || { echo "make test needs a Java runtime for the Spark engine's tests (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(BIN)/pytest
 
 clean:

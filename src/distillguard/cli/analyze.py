@@ -79,9 +79,17 @@ def analyze_command(
     truth: Annotated[
         Path | None, typer.Option("--truth", help="Ground truth (truth.csv): adds an evaluation to the report.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this machine) or spark (the signal stage on Apache Spark).")
+    ] = "local",
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="Spark master URL for --engine spark (local[N], spark://, yarn...).")
+    ] = "local[2]",
     quiet: QuietOption = False,
 ) -> None:
     """Score every account in API logs: risk, verdict, cluster and reasons (CONTRACT section 2)."""
+    if engine not in ("local", "spark"):
+        raise InputError(f"--engine {engine!r}: expected local or spark")
     # Imported here so that `distillguard --help` does not pay for the analysis stack.
     from distillguard.engines.local import analyze
     from distillguard.intel.fingerprint import intel_key
@@ -105,6 +113,7 @@ def analyze_command(
         db_path=db,
         watchlist=Watchlist.load(watch_path) if watch_path.exists() else None,
         quiet=quiet,
+        spark=spark_master if engine == "spark" else None,
     )
     write_accounts_csv(result.accounts, out / "accounts.csv")
     write_clusters_csv(result.clusters, out / "clusters.csv")

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,6 +80,12 @@ def collect_samples(batch: pa.RecordBatch, samples: dict[str, list[str]]) -> Non
             samples[account][slot] = text[:SAMPLE_CHARS]
 
 
+def _sampled(batches: Iterable[pa.RecordBatch], samples: dict[str, list[str]]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        collect_samples(batch, samples)
+        yield batch
+
+
 PARALLEL_MIN_BYTES = 32 << 20
 
 
@@ -125,25 +131,32 @@ def load_signals(
     quiet: bool = False,
     samples: dict[str, list[str]] | None = None,
     workers: int | None = None,
+    spark: str | None = None,
 ) -> tuple[int, int]:
     """Read the logs into the `signals` table; returns (exchanges kept, duplicate request ids dropped).
 
     `workers` processes compute the signals while this one reads and validates (default: one per
-    core for inputs over `PARALLEL_MIN_BYTES`, none below, where start-up would cost more)."""
+    core for inputs over `PARALLEL_MIN_BYTES`, none below, where start-up would cost more). With
+    `spark` (a Spark master URL) the signals are computed on Spark instead (`engines.spark`)."""
     con.execute("DROP TABLE IF EXISTS signals_raw")
     con.register("signals_empty", SIGNALS_SCHEMA.empty_table())
     con.execute("CREATE TABLE signals_raw AS SELECT * FROM signals_empty")
     con.unregister("signals_empty")
     size = input_size(paths)
-    workers = signal_workers(size) if workers is None else workers
+    workers = 0 if spark else signal_workers(size) if workers is None else workers
     with track("reading and scoring exchanges", total=size, quiet=quiet) as bar, _signal_pool(workers) as pool:
         batches = read_exchanges(paths, fmt=fmt, rejects=rejects, on_progress=bar.advance)
-        for batch, sig in _map_signals(pool, batches, workers):
-            if samples is not None:
-                collect_samples(batch, samples)
-            con.register("signals_batch", sig)
-            con.execute("INSERT INTO signals_raw SELECT * FROM signals_batch")
-            con.unregister("signals_batch")
+        if samples is not None:
+            batches = _sampled(batches, samples)
+        if spark:
+            from distillguard.engines.spark import insert_signals
+
+            insert_signals(con, batches, master=spark)
+        else:
+            for _, sig in _map_signals(pool, batches, workers):
+                con.register("signals_batch", sig)
+                con.execute("INSERT INTO signals_raw SELECT * FROM signals_batch")
+                con.unregister("signals_batch")
     # The same exchange logged twice (overlapping exports) must count once.
     con.execute("DROP TABLE IF EXISTS signals")
     con.execute(
@@ -182,10 +195,11 @@ def load_features(
     fmt: str = "auto",
     quiet: bool = False,
     samples: dict[str, list[str]] | None = None,
+    spark: str | None = None,
 ) -> tuple[pa.Table, int, int]:
     """Read the logs and side tables into `con`: (account features, exchanges kept, duplicates dropped)."""
     load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
-    kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples)
+    kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples, spark=spark)
     return account_features(con), kept, duplicates
 
 
@@ -235,6 +249,7 @@ def analyze(
     db_path: Path | None = None,
     watchlist: Watchlist | None = None,
     quiet: bool = False,
+    spark: str | None = None,
 ) -> AnalysisResult:
     """Run the whole batch flow and return scored accounts and clusters (writing is the caller's).
 
@@ -248,7 +263,7 @@ def analyze(
     with RejectSink(rejected_path) as rejects:
         features, kept, duplicates = load_features(
             con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet,
-            samples=samples,
+            samples=samples, spark=spark,
         )
         rejected = dict(rejects.counts)
     with Linker(con, watchlist=watchlist) as linker:
