@@ -3,7 +3,9 @@
 Each measurement runs in its own child process (peak RSS from `ru_maxrss` of that child), on the
 same file in the same run, so the ratio is meaningful on a shared machine:
 
-    .venv/bin/python benchmarks/bench_analyze.py SIM_DIR [SIM_DIR...]
+    .venv/bin/python benchmarks/bench_analyze.py SIM_DIR [SIM_DIR...] [--engines local spark:local[1] spark:local[2]]
+
+Each `--engines` entry is `local` or `spark:MASTER` (`analyze --engine spark --spark-master MASTER`).
 
 SIM_DIR is a `distillguard simulate` output folder (exchanges.jsonl.gz, accounts.jsonl, releases.jsonl).
 """
@@ -40,28 +42,31 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, proc.stdout
 
 
-def bench(sim: Path) -> None:
+def bench(sim: Path, engines: list[str]) -> None:
     log = sim / "exchanges.jsonl.gz"
     d_sec, d_mem, count = measure([sys.executable, "-c", DUCKDB_READ, str(log)])
     n = int(count.strip())
-    with tempfile.TemporaryDirectory() as out:
-        a_sec, a_mem, _ = measure([
-            str(BIN), "analyze", str(log), "--accounts", str(sim / "accounts.jsonl"),
-            "--releases", str(sim / "releases.jsonl"), "--out", out, "--quiet",
-        ])
-    print(f"| {sim.name} | {n:,} | {n / a_sec:,.0f} | {a_sec:.0f} s | {a_mem:,.0f} MiB "
-          f"| {n / d_sec:,.0f} | {d_mem:,.0f} MiB | {a_sec / d_sec:.1f}x |", flush=True)
+    for engine in engines:
+        options = ["--engine", "spark", "--spark-master", engine.split(":", 1)[1]] if engine.startswith("spark:") else []
+        with tempfile.TemporaryDirectory() as out:
+            a_sec, a_mem, _ = measure([
+                str(BIN), "analyze", str(log), "--accounts", str(sim / "accounts.jsonl"),
+                "--releases", str(sim / "releases.jsonl"), "--out", out, "--quiet", *options,
+            ])
+        print(f"| {sim.name} | {engine} | {n:,} | {n / a_sec:,.0f} | {a_sec:.0f} s | {a_mem:,.0f} MiB "
+              f"| {n / d_sec:,.0f} | {d_mem:,.0f} MiB | {a_sec / d_sec:.1f}x |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sims", nargs="+", type=Path)
+    parser.add_argument("--engines", nargs="+", default=["local"])
     args = parser.parse_args()
-    print("| log | exchanges | analyze exchanges/s | analyze wall | analyze peak RSS "
+    print("| log | engine | exchanges | analyze exchanges/s | analyze wall | analyze peak RSS "
           "| DuckDB read_json exchanges/s | DuckDB peak RSS | analyze / DuckDB time |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for sim in args.sims:
-        bench(sim)
+        bench(sim, args.engines)
 
 
 if __name__ == "__main__":

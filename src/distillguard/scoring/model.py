@@ -1,12 +1,12 @@
 """Account scoring: a calibrated risk with reason codes, shared by batch analysis and the gateway.
 
-The model is gradient-boosted trees over the account and cluster features, each feature
+The shipped model is gradient-boosted trees over the account and cluster features, each feature
 constrained to be monotone in the direction the threat model calls suspicious
 (`SUSPICIOUS_DIRECTION`): more elicitation can only raise risk, more prompt diversity can only
 lower it. That keeps the model from learning shortcuts of one simulated population ("small
-accounts are suspicious") while still combining signals non-linearly, which a single linear
-score cannot (measured on calibration seeds: recall at 0.1% FPR 0.98 against 0.85 for a
-sign-constrained logistic regression on the same features).
+accounts are suspicious"). Its trees have depth 1 (`fit.STUMPS`), so it is additive: deeper trees
+combined signals the way one generator's campaigns combine them and did not transfer to traffic
+from another (docs/scoring.md).
 
 The trees ship as plain JSON arrays (never pickle) and are evaluated here with numpy. With them
 ships the distribution of risks of legitimate calibration accounts, from which the operating point
