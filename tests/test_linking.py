@@ -14,6 +14,7 @@ from scipy.sparse import csr_matrix
 
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
 from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
+from distillguard.linking.config import KIND_ID
 from distillguard.linking.link import Linker
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
@@ -322,6 +323,7 @@ def test_operation_larger_than_the_bucket_cap_is_still_linked() -> None:
     resold = [c for a, c in found.items() if a.startswith("resold-")]
     assert sum(c is not None for c in resold) / len(resold) >= 0.9
     members = {c for c in resold if c is not None}
+    assert len(members) == 1  # its pieces share its egress range: one cluster (`pool_kinds`)
     assert all(found[a] is None for a in found if not a.startswith("resold-"))
     assert all(c not in members for a, c in found.items() if not a.startswith("resold-"))
     without_ring = [c for a, c in clustered(dataclasses.replace(small_cap, ring_neighbours=0)).items()
@@ -396,6 +398,31 @@ def test_signature_merges_join_pieces_of_one_group_only() -> None:
         assert {merged[i] for i, c in enumerate(labels) if c == cid} == {first[cid]}
     off = signature_merges(con, np.asarray(labels, dtype=np.int64), LinkConfig(merge_min_jaccard=0.0))
     assert off.tolist() == labels
+
+
+def test_pool_merges_join_pieces_behind_one_egress_range_above_the_cap() -> None:
+    """Two pieces of a reseller share its egress /24, used by more accounts than the cap; two other
+    groups share only a browser that popular. The capped merge joins neither pair, the pool merge
+    (`pool_kinds`) joins the reseller's pieces only."""
+    cfg = LinkConfig()
+    ip, ua = KIND_ID["ip_prefix"], KIND_ID["user_agent"]
+    labels, inc = [], []
+    for cid in range(4):
+        for j in range(12):
+            aid = len(labels)
+            labels.append(cid)
+            inc.append((aid, KIND_ID["skeleton"], f"own-{cid}-{j}"))
+            inc.append((aid, ip, "185.7.7") if cid < 2 else (aid, ua, "Mozilla/5.0 popular"))
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _lk_inc (aid INTEGER, kind UTINYINT, key VARCHAR)")
+    con.executemany("INSERT INTO _lk_inc VALUES (?, ?, ?)", inc)
+    con.execute("CREATE TEMP TABLE _lk_bucket AS SELECT kind, key, count(*) AS n_acc FROM _lk_inc GROUP BY ALL")
+    con.execute(f"UPDATE _lk_bucket SET n_acc = {cfg.bucket_cap + 1000} WHERE n_acc > 1")
+    labels = np.asarray(labels, dtype=np.int64)
+    capped = signature_merges(con, labels, cfg)
+    assert len(set(capped.tolist())) == 4
+    pooled = signature_merges(con, labels, cfg, any_size=cfg.pool_kinds)
+    assert pooled[0] == pooled[12] and len({pooled[0], pooled[24], pooled[36]}) == 3
 
 
 def two_sparse_operations(seed: int = 5):

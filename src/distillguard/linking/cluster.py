@@ -18,7 +18,7 @@ import pyarrow as pa
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from distillguard.linking.config import LinkConfig
+from distillguard.linking.config import KIND_ID, LinkConfig
 
 NO_CLUSTER = -1
 
@@ -56,7 +56,8 @@ def _without_small(labels: np.ndarray, min_accounts: int) -> np.ndarray:
     return np.where(small, NO_CLUSTER, labels)
 
 
-def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: LinkConfig) -> np.ndarray:
+def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: LinkConfig,
+                     any_size: tuple[str, ...] = ()) -> np.ndarray:
     """Merge communities that share what defines them.
 
     A campaign whose accounts each ask a different sample of one large task list, from distinct
@@ -66,8 +67,8 @@ def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: Li
     Two communities whose signatures overlap by at least `cfg.merge_min_jaccard` are one group.
     Only communities of `cfg.merge_min_accounts` or more take part: in a handful of accounts, "used
     by half of them" is as likely to be a coincidence as a signature.
-    Values shared by more than `bucket_cap` accounts carry no weight in the graph and are left
-    out here too, so a popular browser or a stock prompt cannot merge unrelated groups.
+    Values shared by more than `bucket_cap` accounts are left out, so a popular browser or a stock
+    prompt cannot merge unrelated groups, except those of the kinds in `any_size` (`pool_merges`).
     """
     if cfg.merge_min_jaccard <= 0 or (labels != NO_CLUSTER).sum() == 0:
         return labels
@@ -80,7 +81,7 @@ def signature_merges(con: duckdb.DuckDBPyConnection, labels: np.ndarray, cfg: Li
             uses AS (
                 SELECT m.cid, i.kind, i.key, count(*) AS n_use
                 FROM _lk_inc i JOIN _lk_sig_members m USING (aid) JOIN _lk_bucket b USING (kind, key)
-                WHERE b.n_acc <= {cfg.bucket_cap}
+                WHERE b.n_acc <= {cfg.bucket_cap}{f" OR i.kind IN ({', '.join(str(KIND_ID[k]) for k in any_size)})" if any_size else ""}
                 GROUP BY ALL
             ),
             sig AS (SELECT u.cid, u.kind, u.key FROM uses u JOIN sizes s USING (cid)

@@ -88,6 +88,10 @@ class LinkConfig:
     # are merged; 0 disables (`cluster.signature_merges`).
     merge_min_jaccard: float = 0.3
     merge_min_accounts: int = 10
+    # Kinds whose values join communities' signatures whatever their size, in a last merge of the
+    # whole-graph grouping (`link.Linker._pool_merges`; empty disables): a reseller's egress ranges
+    # and shared cards are used by all its thousands of accounts, a popular browser is not of these.
+    pool_kinds: tuple[str, ...] = ("ip_prefix", "payment")
     # Grouping by verdict (`grouping.by_verdict`): two flagged accounts are joined by shared content
     # and synchrony evidence of at least this much, times the cosine of what they ask for to this power.
     suspect_min_evidence: float = 0.1

@@ -189,6 +189,18 @@ class Linker:
             self.con.execute(f"DROP TABLE IF EXISTS {name}")
         drop_temp_tables(self.con)
 
+    def _pool_merges(self, cfg: LinkConfig) -> np.ndarray:
+        """Pieces of one operation that share its egress ranges or payment instruments, however many
+        accounts use them, are one cluster (`cluster.signature_merges` with `cfg.pool_kinds`).
+
+        Done after content attachment, on purpose: a fragment's content score is the share of its
+        users inside its owner cluster, and an operation of thousands of accounts would own the
+        stock rubric or benchmark items it harvests, pulling in the honest teams that use them."""
+        members = self.con.execute("SELECT aid, cid FROM _lk_member").fetchnumpy()
+        labels = np.full(len(self.account_ids), NO_CLUSTER, dtype=np.int64)
+        labels[members["aid"]] = members["cid"]
+        return signature_merges(self.con, labels, cfg, any_size=cfg.pool_kinds)
+
     def link(self, flagged: Collection[str] | None = None) -> LinkResult:
         """Cluster the graph; with `flagged` (account ids), group by verdict instead."""
         con, cfg = self.con, self.cfg
@@ -219,6 +231,8 @@ class Linker:
         self._clock.lap("clustering")
         score_content(con)
         con.execute(f"INSERT INTO _lk_member {attach_sql(cfg, by_side=side is not None)}")
+        if side is None and cfg.pool_kinds:
+            _set_members(con, self._pool_merges(cfg))
         self._clock.lap("content")
         _register_watchlist(con, self._watchlist)
         con.execute(_cluster_table_sql(cfg))
