@@ -136,23 +136,23 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     summary = {}
+
+    def show(name: str, result: dict) -> None:
+        summary[name] = result
+        print(markdown(name, result), "\n", flush=True)
+        if "since" in result:
+            window = result["since"] | {"seconds": result["seconds"]}
+            print(markdown(f"{name}, from day {args.since_days:g} on", window), "\n", flush=True)
+
     for scenario in args.scenarios:
-        summary[scenario] = evaluate_scenario(scenario, args.seed, args.work, args.scale, args.relink_hours,
-                                              args.policy, args.attach, args.since_days)
-        print(markdown(scenario, summary[scenario]), "\n", flush=True)
-        if "since" in summary[scenario]:
-            window = summary[scenario]["since"] | {"seconds": summary[scenario]["seconds"]}
-            print(markdown(f"{scenario}, from day {args.since_days:g} on", window), "\n", flush=True)
+        show(scenario, evaluate_scenario(scenario, args.seed, args.work, args.scale, args.relink_hours,
+                                         args.policy, args.attach, args.since_days))
     for spec in args.worlds:
         w = World.parse(spec, args.world_scale)
         folder = WORLDS / w.name
         generate(w, folder)
-        summary[spec] = evaluate_folder(folder, log_files(folder), args.work / w.name, args.relink_hours,
-                                        args.policy, args.attach, args.since_days)
-        print(markdown(spec, summary[spec]), "\n", flush=True)
-        if "since" in summary[spec]:
-            window = summary[spec]["since"] | {"seconds": summary[spec]["seconds"]}
-            print(markdown(f"{spec}, from day {args.since_days:g} on", window), "\n", flush=True)
+        show(spec, evaluate_folder(folder, log_files(folder), args.work / w.name, args.relink_hours,
+                                   args.policy, args.attach, args.since_days))
     name = "summary.json" if args.attach else "summary-no-attach.json"
     (args.work / name).write_text(json.dumps(summary, indent=1))
 
