@@ -8,7 +8,8 @@ each setting, the share of campaign exchanges sent before each account's first t
 or block ("leaked before containment", as `evaluate --actions` counts it) and the legitimate
 accounts that would be throttled, degraded or blocked, by actor type.
 
-    .venv/bin/python benchmarks/policy_frontier.py [--scenarios adaptive medium] [--seed 2]
+    .venv/bin/python benchmarks/policy_frontier.py [--scenarios adaptive medium] [--seed 2] \
+        [--worlds worldgen:naive:311 worldgen:evasive:312]
 
 Use tuning seeds (not the reported seed 1): the point is to choose a policy.
 """
@@ -27,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_containment import world
+from evaluate_containment import WORLDS, world
+from worlds import World, generate, log_files
 
 from distillguard.engines.online import OnlineDetector
 from distillguard.engines.replay import replay
@@ -110,11 +112,17 @@ def with_minimums(policy: Policy, minimums: dict[str, int]) -> Policy:
 
 def record_scenario(scenario: str, seed: int, work: Path, scale: float) -> Record:
     sim = world(scenario, seed, work, scale)
+    return record_folder(sim, [sim / "exchanges.jsonl.gz"])
+
+
+def record_folder(sim: Path, logs: list[Path]) -> Record:
+    """Replay a world folder of either generator (its truth names campaigns `campaign` or `campaign_id`)."""
     detector = RecordingDetector()
-    replay([sim / "exchanges.jsonl.gz"], rejected_path=None, detector=detector, accounts=sim / "accounts.jsonl",
+    replay(logs, rejected_path=None, detector=detector, accounts=sim / "accounts.jsonl",
            releases=sim / "releases.jsonl")
     with (sim / "truth.csv").open(newline="") as fh:
-        truth = {r["account_id"]: r["campaign"] or f"legit:{r['actor_type']}" for r in csv.DictReader(fh)}
+        truth = {r["account_id"]: (r.get("campaign") or r.get("campaign_id") or "") or f"legit:{r['actor_type']}"
+                 for r in csv.DictReader(fh)}
     return Record(detector.record, truth)
 
 
@@ -135,8 +143,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--work", type=Path, default=Path("bench-out/frontier"))
+    parser.add_argument("--worlds", nargs="*", default=[], help="worlds of either generator (benchmarks/worlds.py)")
+    parser.add_argument("--world-scale", type=float, default=0.5)
     args = parser.parse_args()
     records = {s: record_scenario(s, args.seed, args.work, args.scale) for s in args.scenarios}
+    for spec in args.worlds:
+        w = World.parse(spec, args.world_scale)
+        generate(w, WORLDS / w.name)
+        records[spec] = record_folder(WORLDS / w.name, log_files(WORLDS / w.name))
+    args.scenarios = list(records)
     shipped = Policy.default()
     rows = []
     for values in itertools.product(*GRID.values()):
