@@ -9,6 +9,8 @@ every account small, mix in ordinary prompts and spread account ages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from distillguard.sim import text as tx
@@ -106,23 +108,34 @@ def reasoning_naive(sim: Sim, rng: np.random.Generator, n: int, actor_type: str,
             habits=Habits(max_tokens=16000, temperature=0.7, flash_p=0.0, adopt_share=0.4, adopt_tau_h=12.0, thinking_p=0.8),
             params={"rubric": rubric, "offset": 0},
         ))
-    # A job queue dispatches each batch round-robin over the accounts, like a load balancer:
-    # the same wording at the same moment from every account.
     total = n * n_from(rng, 400, 0.15, 250, 700)
+    round_robin(sim, rng, np.asarray(accts), total, REASONING_MIX, OPERATOR_TZ,
+                lambda who: rng.integers(0, 2, size=len(who)))
+
+
+def round_robin(sim: Sim, rng: np.random.Generator, accts: np.ndarray, total: int, mix: Mix, tz: int,
+                ipx: Callable[[np.ndarray], np.ndarray]) -> None:
+    """About `total` requests from a job queue that dispatches each batch of one template
+    round-robin over the accounts within seconds, like a load balancer: the same wording at the
+    same moment from every account. `ipx(who)` draws the address index of each request, whose
+    account is `accts[who]`."""
+    n = len(accts)
+    if total == 0:
+        return
     batch = max(5, int(n * rng.uniform(1.5, 3.0)))
     n_batches = max(1, total // batch)
     sizes = rng.integers(int(batch * 0.7), int(batch * 1.3) + 1, size=n_batches)
     b = np.repeat(np.arange(n_batches), sizes)
     i = np.arange(len(b)) - (np.cumsum(sizes) - sizes)[b]
-    starts = sim.clock.sample_times(rng, n_batches, "operator", OPERATOR_TZ)
+    starts = sim.clock.sample_times(rng, n_batches, "operator", tz)
     spacing = rng.integers(200, 900, size=n_batches)
     ts = starts[b] + i * spacing[b] + rng.integers(0, 150, size=len(b))
-    acct = np.asarray(accts, dtype=np.int32)[(rng.integers(0, n, size=n_batches)[b] + i) % n]
+    who = (rng.integers(0, n, size=n_batches)[b] + i) % n
     keep = ts < sim.clock.end
     sim.events.add(
-        ts[keep], acct[keep], draw(rng, REASONING_MIX, n_batches)[b][keep],
+        ts[keep], accts[who][keep], draw(rng, mix, n_batches)[b][keep],
         item=(int(rng.integers(1 << 20)) + np.arange(len(b)))[keep], var=rng.integers(0, 1 << 62, size=n_batches)[b][keep],
-        ipx=rng.integers(0, 2, size=len(b))[keep],
+        ipx=ipx(who)[keep],
     )
 
 

@@ -30,6 +30,7 @@ from distillguard.sim.campaigns import (
     draw,
     is_loop,
     loop_turns,
+    round_robin,
 )
 from distillguard.sim.legit import TECH_COUNTRIES, choice
 from distillguard.sim.population import Habits, Sim
@@ -406,7 +407,8 @@ def campaign(sim: Sim, rng: np.random.Generator, n: int, spec: CampaignSpec) -> 
     extra = {"max_tokens": 16000} if kind == "hydra" else {}
 
     if spec.timing == "synchronized":
-        _synchronized(sim, rng, accts, int(harvest.sum()), mix, spec.operator_tz, n_ips)
+        round_robin(sim, rng, accts, int(harvest.sum()), mix, spec.operator_tz,
+                    lambda who: rng.integers(0, 1 << 30, size=len(who)) % n_ips[who])
     else:
         k_h = np.maximum(np.where(harvest > 0, 1, 0), np.round(harvest / _mean_turns(mix, code_steps))).astype(np.int64)
         starts = _episode_starts(sim, rng, k_h, spec.timing, profiles, tzs, t0s, t1s)
@@ -453,26 +455,4 @@ def _episode_starts(
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def _synchronized(
-    sim: Sim, rng: np.random.Generator, accts: np.ndarray, total: int, mix: Mix, tz: int, n_ips: np.ndarray,
-) -> None:
-    """A job queue sends batches of one template round-robin over all accounts within seconds."""
-    n = len(accts)
-    if total == 0:
-        return
-    batch = max(5, int(n * rng.uniform(1.5, 3.0)))
-    n_batches = max(1, total // batch)
-    sizes = rng.integers(int(batch * 0.7), int(batch * 1.3) + 1, size=n_batches)
-    b = np.repeat(np.arange(n_batches), sizes)
-    i = np.arange(len(b)) - (np.cumsum(sizes) - sizes)[b]
-    starts = sim.clock.sample_times(rng, n_batches, "operator", tz)
-    spacing = rng.integers(200, 900, size=n_batches)
-    ts = starts[b] + i * spacing[b] + rng.integers(0, 150, size=len(b))
-    who = (rng.integers(0, n, size=n_batches)[b] + i) % n
-    keep = ts < sim.clock.end
-    sim.events.add(
-        ts[keep], accts[who][keep], draw(rng, mix, n_batches)[b][keep],
-        item=(int(rng.integers(1 << 20)) + np.arange(len(b)))[keep], var=rng.integers(0, 1 << 62, size=n_batches)[b][keep],
-        ipx=(rng.integers(0, 1 << 30, size=len(b)) % n_ips[who])[keep],
-    )
 
