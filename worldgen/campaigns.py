@@ -32,6 +32,14 @@ _SHELL_WORDS = ("apex", "nova", "prime", "zen", "core", "meta", "omni", "star")
 _SHELL_NOUNS = ("tech", "soft", "data", "cloud", "ai", "systems", "digital")
 
 
+
+def _campaign_account(b: Builder, c: dict, rng: random.Random, **fields: object) -> Account:
+    """An account of campaign `c`: its kind, label, id, shape and tactic, in no organisation, in the
+    operator's time zone unless `tz` says otherwise."""
+    fields.setdefault("tz", c["operator_tz"])
+    return b.add_account(rng, actor_type=c["kind"], org_id=None, label="campaign",
+                         campaign=(c["campaign_id"], c["shape"]), tactic=c["tactic"], **fields)
+
 def _campaign_models(
     b: Builder, c: dict, rng: random.Random, base: dict[int, float] | None = None
 ) -> tuple[dict[int, float], list]:
@@ -104,23 +112,19 @@ def build_few_huge(b: Builder, c: dict) -> None:
         else:
             addrs, aw, country = shared_ips, [1.0] * len(shared_ips), net.country
             clients, card, domain = [harness], rng.choice(cards), shell
-        acct = b.add_account(
+        acct = _campaign_account(
+            b,
+            c,
             rng,
-            actor_type=c["kind"],
             tier=rng.choice(("paid", "enterprise")),
             country=country,
             created_at=_created(b, rng, ev, burst),
             verified=ev or rng.random() < 0.3,
             email_domain=domain,
             payment=card,
-            org_id=None,
             addrs=addrs,
             addr_w=aw,
             clients=clients,
-            label="campaign",
-            campaign=(c["campaign_id"], c["shape"]),
-            tactic=c["tactic"],
-            tz=c["operator_tz"],
         )
         models = _campaign_models(b, c, rng)
         per_day = c["per_account_per_day"] * rng.uniform(0.7, 1.3)
@@ -195,23 +199,19 @@ def build_synchronized(b: Builder, c: dict) -> None:
             addrs, aw, country = shared_ips, [1.0] * len(shared_ips), net.country
             clients, card, dom = [client], cards[i % len(cards)], domain
         accounts.append(
-            b.add_account(
+            _campaign_account(
+                b,
+                c,
                 rng,
-                actor_type=c["kind"],
                 tier=rng.choice(("paid", "paid", "free")),
                 country=country,
                 created_at=_created(b, rng, ev, burst),
                 verified=ev and rng.random() < 0.7,
                 email_domain=dom,
                 payment=card,
-                org_id=None,
                 addrs=addrs,
                 addr_w=aw,
                 clients=clients,
-                label="campaign",
-                campaign=(c["campaign_id"], c["shape"]),
-                tactic=c["tactic"],
-                tz=c["operator_tz"],
             )
         )
     rate = n * c["per_account_per_day"]  # requests per day across the fleet
@@ -319,23 +319,19 @@ def build_hydra(b: Builder, c: dict) -> None:
                 else rng.choice(_THROWAWAY_DOMAINS)
             )
             card = rng.choice(startup_cards) if tier == "startup" else None
-        acct = b.add_account(
+        acct = _campaign_account(
+            b,
+            c,
             rng,
-            actor_type=c["kind"],
             tier=tier,
             country=country,
             created_at=created,
             verified=tier in ("education", "research"),
             email_domain=dom,
             payment=card,
-            org_id=None,
             addrs=addrs,
             addr_w=aw,
             clients=clients,
-            label="campaign",
-            campaign=(c["campaign_id"], c["shape"]),
-            tactic=c["tactic"],
-            tz=c["operator_tz"],
         )
         if ev:
             acct.rotate = "request"
@@ -412,22 +408,19 @@ def build_spread(b: Builder, c: dict) -> None:
             if rng.random() < 0.5
             else I.company_domain(rng, W.COMPANY_WORDS, W.COMPANY_NOUNS)
         )
-        acct = b.add_account(
+        acct = _campaign_account(
+            b,
+            c,
             rng,
-            actor_type=c["kind"],
             tier=tier,
             country=country,
             created_at=b.created_before(rng, 4, 300),
             verified=rng.random() < 0.6,
             email_domain=dom,
             payment=card if tier != "free" else None,
-            org_id=None,
             addrs=addrs,
             addr_w=[1.0],
             clients=[client],
-            label="campaign",
-            campaign=(c["campaign_id"], c["shape"]),
-            tactic=c["tactic"],
             tz=float(rng.choice((-8, -5, 0, 1, 3, 5.5, 8, 9))),
         )
         models = _campaign_models(b, c, rng, {0: 0.7, 1: 0.3})
