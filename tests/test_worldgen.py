@@ -8,6 +8,8 @@ import gzip
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,8 +182,13 @@ def _digest(d: Path) -> dict[str, str]:
 
 
 def test_same_seed_same_bytes(worlds: dict[str, Path], tmp_path: Path) -> None:
-    generate(7, "mixed", tmp_path, scale=SCALE, shape="contract", days=DAYS)
-    assert _digest(tmp_path) == _digest(worlds["contract"])
+    generate(7, "mixed", tmp_path / "here", scale=SCALE, shape="contract", days=DAYS)
+    assert _digest(tmp_path / "here") == _digest(worlds["contract"])
+    # Another process too: nothing of the interpreter's state (addresses, hash seeds) may leak in.
+    subprocess.run([sys.executable, "-m", "worldgen", "--seed", "7", "--profile", "mixed", "--out",
+                    str(tmp_path / "there"), "--scale", str(SCALE), "--days", str(DAYS)],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    assert _digest(tmp_path / "there") == _digest(worlds["contract"])
 
 
 def test_different_seeds_differ(worlds: dict[str, Path], tmp_path: Path) -> None:

@@ -129,6 +129,9 @@ def _stdlib_corpus() -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]
     return funcs, snippets
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
+
+
 def _module_corpus(
     modname: str, mod: types.ModuleType, funcs: list[tuple[str, str, str]], snippets: list[tuple[str, str]]
 ) -> None:
@@ -141,7 +144,9 @@ def _module_corpus(
         if len(first) < 20:
             continue
         try:
-            sig = str(inspect.signature(obj))
+            # A default's repr can carry its memory address (`<object object at 0x7f...>`), which
+            # changes from one process to the next: the same seed must give the same bytes.
+            sig = _ADDRESS.sub(">", str(inspect.signature(obj)))
         except (TypeError, ValueError):
             sig = "(...)"
         funcs.append((f"{modname}.{name}", sig, first))
