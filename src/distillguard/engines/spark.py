@@ -67,8 +67,8 @@ def session(master: str = DEFAULT_MASTER) -> SparkSession:
 def _signal_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The function Spark maps over the staged exchanges: Arrow batches in, signal batches out."""
     for batch in batches:
-        # Spark hands timestamps back in microseconds and may reorder nothing else; the contract's types
-        # are restored before the signal code sees the batch.
+        # Spark hands timestamps over in microseconds and may order columns its own way: the batch is
+        # put back into the contract's schema before the signal code sees it.
         table = pa.Table.from_batches([batch]).select(EXCHANGE_SCHEMA.names).cast(EXCHANGE_SCHEMA)
         for exchanges in table.to_batches():
             yield exchange_signals(exchanges).cast(_WIRE_SCHEMA)
@@ -80,8 +80,6 @@ def insert_signals(con: duckdb.DuckDBPyConnection, batches: Iterable[pa.RecordBa
 
     `work` is where the staged exchanges and the signals are written (a temporary folder by
     default; on a real cluster, a location every executor can read, such as object storage)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     with tempfile.TemporaryDirectory(prefix="distillguard-spark-", dir=work) as folder:
         staged, out = Path(folder) / "exchanges", Path(folder) / "signals"
         staged.mkdir()
@@ -92,7 +90,9 @@ def insert_signals(con: duckdb.DuckDBPyConnection, batches: Iterable[pa.RecordBa
                 parts += 1
         if parts == 0:
             return
-        spark = session(master)
+        spark = session(master)  # first: it is what explains a missing PySpark
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         spark.read.parquet(str(staged)).mapInArrow(_signal_batches, from_arrow_schema(_WIRE_SCHEMA)) \
             .write.parquet(str(out))
         columns = ", ".join(f"lsh::BIGINT[{_LSH.type.list_size}] AS lsh" if n == "lsh" else n
