@@ -15,7 +15,7 @@ from scipy.sparse import csr_matrix
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
 from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
 from distillguard.linking.config import KIND_ID
-from distillguard.linking.link import Linker
+from distillguard.linking.link import Linker, _pool_attach_sql
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS, SIGNALS_SCHEMA
@@ -423,6 +423,43 @@ def test_pool_merges_join_pieces_behind_one_egress_range_above_the_cap() -> None
     assert len(set(capped.tolist())) == 4
     pooled = signature_merges(con, labels, cfg, any_size=cfg.pool_kinds)
     assert pooled[0] == pooled[12] and len({pooled[0], pooled[24], pooled[36]}) == 3
+
+
+def test_pool_attach_joins_a_resellers_loose_accounts_and_no_campus_student() -> None:
+    """A reseller's 30 clustered accounts and 10 loose ones leave through one /24; a campus NAT is
+    used by a cluster of 12 and 28 loose students; a /24 is split between two clusters. Only the
+    reseller's loose accounts, whose traffic is mostly on its range, join it."""
+    cfg = LinkConfig()
+    ip = KIND_ID["ip_prefix"]
+    inc, members = [], []
+
+    def account(cid: int | None, uses: list[tuple[str, int]]) -> int:
+        aid = len({a for a, *_ in inc} | {a for a, _ in members})
+        inc.extend((aid, ip, key, n) for key, n in uses)
+        if cid is not None:
+            members.append((aid, cid))
+        return aid
+
+    for _ in range(30):
+        account(0, [("185.7.7", 20)])
+    loose = [account(None, [("185.7.7", 6), (f"home-{i}", 2)]) for i in range(10)]
+    commuter = account(None, [("185.7.7", 2), ("home-x", 8)])  # mostly elsewhere
+    for _ in range(12):
+        account(1, [("10.0.0", 10)])
+    students = [account(None, [("10.0.0", 5)]) for _ in range(28)]
+    for cid in (2, 3):
+        for _ in range(12):
+            account(cid, [("77.1.1", 10)])
+    split = account(None, [("77.1.1", 5)])
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE _lk_inc (aid INTEGER, kind UTINYINT, key VARCHAR, n INTEGER)")
+    con.executemany("INSERT INTO _lk_inc VALUES (?, ?, ?, ?)", inc)
+    con.execute("CREATE TEMP TABLE _lk_bucket AS SELECT kind, key, count(*) AS n_acc FROM _lk_inc GROUP BY ALL")
+    con.execute("CREATE TEMP TABLE _lk_member (aid INTEGER, cid BIGINT)")
+    con.executemany("INSERT INTO _lk_member VALUES (?, ?)", members)
+    joined = dict(con.execute(_pool_attach_sql(cfg)).fetchall())
+    assert joined == {a: 0 for a in loose}
+    assert commuter not in joined and split not in joined and not set(students) & set(joined)
 
 
 def two_sparse_operations(seed: int = 5):

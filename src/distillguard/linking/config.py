@@ -92,6 +92,13 @@ class LinkConfig:
     # whole-graph grouping (`link.Linker._pool_merges`; empty disables): a reseller's egress ranges
     # and shared cards are used by all its thousands of accounts, a popular browser is not of these.
     pool_kinds: tuple[str, ...] = ("ip_prefix", "payment")
+    # Then an account left unclustered joins the cluster that owns the pool values carrying at least
+    # `pool_attach_min_share` of its exchanges (`link._pool_attach_sql`; 0 disables). A cluster owns
+    # a value when `merge_min_accounts` or more of its members, and at least `pool_attach_purity` of
+    # all the value's accounts, use it: a reseller's small accounts, too little alike for an edge,
+    # leave through the same egress ranges as the rest of it; a campus NAT belongs to no operation.
+    pool_attach_min_share: float = 0.5
+    pool_attach_purity: float = 0.9
     # Grouping by verdict (`grouping.by_verdict`): two flagged accounts are joined by shared content
     # and synchrony evidence of at least this much, times the cosine of what they ask for to this power.
     suspect_min_evidence: float = 0.1

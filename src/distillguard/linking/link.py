@@ -15,6 +15,7 @@ from distillguard.behaviour.features import ensure_side_tables
 from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
 from distillguard.linking.config import (
     CREATION_BURST,
+    KIND_ID,
     NEW_MODEL_PIVOT,
     SHARED_HARVEST_CONTENT,
     WATCHLIST_MATCH,
@@ -66,6 +67,31 @@ def _set_members(con: duckdb.DuckDBPyConnection, labels: np.ndarray) -> None:
     con.register("_lk_member_in", members)
     con.execute("CREATE OR REPLACE TEMP TABLE _lk_member AS SELECT * FROM _lk_member_in")
     con.unregister("_lk_member_in")
+
+
+def _pool_attach_sql(cfg: LinkConfig) -> str:
+    """Rows (aid, cid) for unclustered accounts whose pool-kind traffic goes through one cluster's
+    values (`LinkConfig.pool_attach_min_share`)."""
+    kinds = ", ".join(str(KIND_ID[k]) for k in cfg.pool_kinds)
+    return f"""
+    WITH pool AS (SELECT aid, kind, key, n FROM _lk_inc WHERE kind IN ({kinds})),
+    users AS (
+        SELECT p.kind, p.key, m.cid, count(*) AS n, any_value(b.n_acc) AS n_acc,
+               sum(count(*)) OVER (PARTITION BY p.kind, p.key) AS n_clustered
+        FROM pool p JOIN _lk_member m USING (aid) JOIN _lk_bucket b USING (kind, key)
+        GROUP BY p.kind, p.key, m.cid
+    ),
+    owner AS (
+        SELECT kind, key, cid FROM users
+        WHERE n >= {cfg.merge_min_accounts} AND n >= 0.5 * n_acc AND n >= {cfg.pool_attach_purity} * n_clustered
+    ),
+    loose AS (SELECT * FROM pool WHERE aid NOT IN (SELECT aid FROM _lk_member)),
+    total AS (SELECT aid, sum(n) AS n FROM loose GROUP BY aid),
+    owned AS (SELECT l.aid, o.cid, sum(l.n) AS n FROM loose l JOIN owner o USING (kind, key) GROUP BY ALL)
+    SELECT o.aid, o.cid FROM owned o JOIN total t USING (aid)
+    WHERE o.n >= {cfg.pool_attach_min_share} * t.n
+    QUALIFY row_number() OVER (PARTITION BY o.aid ORDER BY o.n DESC, o.cid) = 1
+    """
 
 
 def _cluster_table_sql(cfg: LinkConfig) -> str:
@@ -233,6 +259,8 @@ class Linker:
         con.execute(f"INSERT INTO _lk_member {attach_sql(cfg, by_side=side is not None)}")
         if side is None and cfg.pool_kinds:
             _set_members(con, self._pool_merges(cfg))
+            if cfg.pool_attach_min_share > 0:
+                con.execute(f"INSERT INTO _lk_member {_pool_attach_sql(cfg)}")
         self._clock.lap("content")
         _register_watchlist(con, self._watchlist)
         con.execute(_cluster_table_sql(cfg))
