@@ -170,7 +170,7 @@ def test_openai_sdk_whole_response_passes_through(gateway: SimpleNamespace, upst
     assert proxied.usage == direct.usage
     done = gateway.detector.completion(raw.headers[REQUEST_ID])
     assert done["account_id"] == "acct-allow" and done["api_key_id"] == "sha256:" + sha(KEYS["allow"])[:16]
-    assert done["status"] == 200 and done["stop_reason"] == "stop" and done["stream"] is False
+    assert done["status"] == 200 and done["stop_reason"] == "end_turn" and done["stream"] is False
     assert (done["input_tokens"], done["output_tokens"]) == (direct.usage.prompt_tokens, direct.usage.completion_tokens)
     assert done["response_text"] == direct.choices[0].message.content
     assert done["messages"] == USER and done["model"] == "standin-1" and isinstance(done["ts"], int)
@@ -199,7 +199,7 @@ def test_openai_sdk_stream_passes_through(gateway: SimpleNamespace, upstream: Se
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == direct
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(direct.split())
     done = gateway.detector.completion(raw.headers[REQUEST_ID])
-    assert done["status"] == 200 and done["stream"] is True and done["stop_reason"] == "stop"
+    assert done["status"] == 200 and done["stream"] is True and done["stop_reason"] == "end_turn"
     assert done["response_text"] == direct and done["output_tokens"] == len(direct.split())
     assert done["input_tokens"] == len(USER[0]["content"].split())
 
@@ -321,7 +321,7 @@ def test_degrade_strips_reasoning_openai(gateway: SimpleNamespace, upstream: Ser
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == message["content"]
     assert all(not (c.choices and c.choices[0].delta.model_extra) for c in chunks)
     done = gateway.detector.last_completion("acct-degrade", after=before)
-    assert done["stop_reason"] == "length" and done["reasoning_tokens"] > 0
+    assert done["stop_reason"] == "max_tokens" and done["reasoning_tokens"] > 0
 
 
 def test_degrade_strips_thinking_anthropic(gateway: SimpleNamespace, upstream: ServerThread) -> None:

@@ -145,7 +145,7 @@ def test_openai_batch_pairs_requests_with_outputs_in_either_order() -> None:
         assert first["model"] == "gpt-4o-mini"  # the model asked for, not the resolved snapshot
         assert first["ts"] == datetime.fromtimestamp(1770110200, tz=UTC)
         assert (first["input_tokens"], first["output_tokens"], first["reasoning_tokens"]) == (31, 24, 0)
-        assert first["response_text"].startswith("Subtract 5") and first["stop_reason"] == "stop"
+        assert first["response_text"].startswith("Subtract 5") and first["stop_reason"] == "end_turn"  # finish_reason "stop"
         assert first["account_id"] == "acct-batch"
         assert orjson.loads(first["extra"]) == {"custom_id": "task-1", "url": "/v1/chat/completions"}
         second = by_id["batch_req_aa02"]

@@ -23,7 +23,9 @@ from typing import Any
 
 import orjson
 
-from distillguard.ingest.normalise import Rejected, datetime_ms
+from distillguard.ingest.normalise import MAX_MESSAGES, MAX_PARTS, Rejected, datetime_ms
+from distillguard.wire import openai
+from distillguard.wire.common import RequestError
 
 FORMATS = ("auto", "contract", "access-log", "openai-batch")
 
@@ -189,42 +191,10 @@ def access_log_to_contract(record: Mapping[str, Any], raw: bytes | None) -> dict
 
 # --- OpenAI Batch API -------------------------------------------------------------------------
 
-_OPENAI_ROLES = {"developer": "system", "function": "tool"}
 
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if type(value) is dict else {}
-
-
-def _openai_messages(body: Mapping[str, Any]) -> list[Any]:
-    """Chat messages of a request body (chat, legacy completions or responses endpoints)."""
-    messages = body.get("messages")
-    if messages is None:
-        prompt = body.get("prompt", body.get("input"))
-        if type(prompt) is str:
-            return [{"role": "user", "content": prompt}]
-        messages = prompt
-    if type(messages) is not list:
-        raise Rejected("unmappable", "messages (request body has no messages, prompt or input)")
-    return [
-        {**msg, "role": _OPENAI_ROLES[msg["role"]]}
-        if type(msg) is dict and msg.get("role") in ("developer", "function")
-        else msg
-        for msg in messages
-    ]
-
-
-def _tool_names(tools: Any) -> Any:
-    """OpenAI tool definitions -> their function names (the contract keeps names only)."""
-    if type(tools) is not list:
-        return tools
-    names = []
-    for tool in tools:
-        if type(tool) is dict:
-            function = _dict(tool.get("function"))
-            tool = function.get("name", tool.get("name", tool.get("type")))
-        names.append(tool)
-    return names
 
 
 def _metadata(request: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,22 +205,30 @@ def _metadata(request: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str
     }
 
 
+def _wire_error(exc: RequestError) -> Rejected:
+    """The refusal of a body the OpenAI reader refuses, naming its field (as the gateway's 400 does)."""
+    return Rejected("bad-value", f"{exc.param or 'body'} ({exc})")
+
+
 def _request_fields(request: Mapping[str, Any]) -> dict[str, Any]:
     body = request.get("body")
     if type(body) is not dict:
         raise Rejected("unmappable", "body (request line has no body object)")
-    fields: dict[str, Any] = {
-        "messages": _openai_messages(body),
-        "model": body.get("model"),
-        "max_tokens": body.get(
-            "max_tokens", body.get("max_completion_tokens", body.get("max_output_tokens"))
-        ),
-        "temperature": body.get("temperature"),
-        "stream": body.get("stream"),
-        "url": request.get("url"),
-    }
-    if "tools" in body:
-        fields["tools"] = _tool_names(body["tools"])
+    if "messages" not in body and "prompt" not in body and "input" not in body:
+        raise Rejected("unmappable", "messages (request body has no messages, prompt or input)")
+    # The output line names the model served, so a request body without one is still an exchange.
+    unnamed = body.get("model") is None
+    try:
+        # The contract validator applies its own, larger caps afterwards.
+        fields = openai.request_fields({**body, "model": "-"} if unnamed else body,
+                                       max_messages=MAX_MESSAGES, max_parts=MAX_MESSAGES * MAX_PARTS)
+    except RequestError as exc:
+        raise _wire_error(exc) from None
+    if unnamed:
+        del fields["model"]
+    fields["url"] = request.get("url")
+    if not fields["tools"] and "tools" not in body and "functions" not in body:
+        del fields["tools"]
     if "user" in body:
         fields["user"] = body["user"]
     return fields
@@ -259,19 +237,13 @@ def _request_fields(request: Mapping[str, Any]) -> dict[str, Any]:
 def _output_fields(output: Mapping[str, Any]) -> dict[str, Any]:
     response = _dict(output.get("response"))
     body = _dict(response.get("body"))
-    usage = _dict(body.get("usage"))
-    choice = _dict(body["choices"][0]) if type(body.get("choices")) is list and body["choices"] else {}
-    message = _dict(choice.get("message"))
     created = body.get("created")
     fields: dict[str, Any] = {
         "status": response.get("status_code"),
         "model": body.get("model"),
-        "input_tokens": usage.get("prompt_tokens", usage.get("input_tokens")),
-        "output_tokens": usage.get("completion_tokens", usage.get("output_tokens")),
-        "reasoning_tokens": _dict(usage.get("completion_tokens_details")).get("reasoning_tokens"),
-        "response_text": message.get("content", choice.get("text", body.get("output_text"))),
-        "stop_reason": choice.get("finish_reason"),
+        **(openai.response_usage(body).as_fields() if body else {}),
     }
+    fields["response_text"] = fields.get("response_text") or None  # no answer is not an empty one
     if type(created) is int or type(created) is float:  # epoch seconds
         fields["ts"] = created * 1000 if type(created) is int else _epoch_number_ms(created)
     if output.get("error") is not None:
