@@ -3,13 +3,13 @@
 Replays each scenario once through the online detector with the shipped policy, recording every
 request's assessment (risk, flag, reasons, cluster, the account's exchanges so far). Assessments do
 not depend on the actions taken, so any other policy can then be applied to the same record: this
-script varies the minimum histories of the shipped policy's account-level rules and reports, for
-each setting, the share of campaign exchanges sent before each account's first throttle, degrade
+script varies the minimum histories of the shipped policy's account-level rules (`--vary
+minimums`) or the risk levels of its throttle rules (`--vary risk`) and reports, for each setting, the share of campaign exchanges sent before each account's first throttle, degrade
 or block ("leaked before containment", as `evaluate --actions` counts it) and the legitimate
 accounts that would be throttled, degraded or blocked, by actor type.
 
     .venv/bin/python benchmarks/policy_frontier.py [--scenarios adaptive medium] [--seed 2] \
-        [--worlds worldgen:naive:311 worldgen:evasive:312]
+        [--worlds worldgen:naive:311 worldgen:evasive:312] [--vary risk]
 
 Use tuning seeds (not the reported seed 1): the point is to choose a policy.
 """
@@ -37,13 +37,28 @@ from distillguard.evaluate.containment import CONTAINING
 from distillguard.policy.decision import Assessment
 from distillguard.policy.policy import Policy, Rule, When
 
-# The shipped policy's account-level rules whose minimum history is varied, and the values tried.
-GRID = {
-    "throttle-near-certain-early": (0, 1),
-    "throttle-very-likely": (1, 2, 3, 5),
-    "throttle-likely": (2, 3, 5, 7),
-    "throttle-flagged": (3, 5, 7, 10),
-    "degrade-reasoning-harvest": (3, 5, 10),
+# What is varied: per grid, the shipped rules and the `when` field of each, and the values tried.
+GRIDS: dict[str, dict[str, tuple[str, tuple[float, ...]]]] = {
+    "minimums": {
+        "throttle-near-certain-early": ("min_exchanges", (0, 1)),
+        "throttle-very-likely": ("min_exchanges", (1, 2, 3, 5)),
+        "throttle-likely": ("min_exchanges", (2, 3, 5, 7)),
+        "throttle-flagged": ("min_exchanges", (3, 5, 7, 10)),
+        "degrade-reasoning-harvest": ("min_exchanges", (3, 5, 10)),
+    },
+    # Risk levels are read on the model's calibrated scale, so a refitted model moves them.
+    "risk": {
+        "throttle-high-risk-cluster": ("cluster_risk_at_least", (0.8, 0.9, 0.95, 0.98)),
+        "throttle-near-certain-early": ("risk_at_least", (0.98, 0.99, 0.995, 0.999)),
+        "throttle-very-likely": ("risk_at_least", (0.95, 0.97, 0.99)),
+        "throttle-likely": ("risk_at_least", (0.9, 0.93, 0.95)),
+    },
+}
+# Orders a setting must respect: a surer verdict never waits longer than a less sure one, and a
+# rule meant for surer verdicts never asks for less risk.
+ORDERED = {
+    "minimums": (("throttle-near-certain-early", "throttle-very-likely", "throttle-likely", "throttle-flagged"), 1),
+    "risk": (("throttle-near-certain-early", "throttle-very-likely", "throttle-likely"), -1),
 }
 
 
@@ -104,8 +119,8 @@ class Record:
                 Counter(self.who[honest & (first < never)]), Counter(self.who[honest & blocked]))
 
 
-def with_minimums(policy: Policy, minimums: dict[str, int]) -> Policy:
-    rules = tuple(replace(r, when=replace(r.when, min_exchanges=minimums[r.name])) if r.name in minimums else r
+def with_values(policy: Policy, grid: dict[str, tuple[str, tuple[float, ...]]], values: dict[str, float]) -> Policy:
+    rules = tuple(replace(r, when=replace(r.when, **{grid[r.name][0]: values[r.name]})) if r.name in values else r
                   for r in policy.rules)
     return replace(policy, rules=rules)
 
@@ -145,7 +160,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench-out/frontier"))
     parser.add_argument("--worlds", nargs="*", default=[], help="worlds of either generator (benchmarks/worlds.py)")
     parser.add_argument("--world-scale", type=float, default=0.5)
+    parser.add_argument("--vary", choices=sorted(GRIDS), default="minimums",
+                        help="the account rules' minimum histories, or the rules' risk levels")
     args = parser.parse_args()
+    grid = GRIDS[args.vary]
+    ordered, sign = ORDERED[args.vary]
     records = {s: record_scenario(s, args.seed, args.work, args.scale) for s in args.scenarios}
     for spec in args.worlds:
         w = World.parse(spec, args.world_scale)
@@ -153,17 +172,16 @@ def main() -> None:
         records[spec] = record_folder(WORLDS / w.name, log_files(WORLDS / w.name))
     shipped = Policy.default()
     rows = []
-    for values in itertools.product(*GRID.values()):
-        minimums = dict(zip(GRID, values, strict=True))
-        early = [minimums[k] for k in ("throttle-near-certain-early", "throttle-very-likely", "throttle-likely",
-                                       "throttle-flagged")]
-        if early != sorted(early):
-            continue  # a surer verdict never waits longer than a less sure one
-        outcomes = {s: r.outcome(with_minimums(shipped, minimums)) for s, r in records.items()}
-        rows.append((minimums, outcomes))
-    print(f"seed {args.seed}; minimum histories of: {', '.join(GRID)}\n")
+    for combo in itertools.product(*(v for _, v in grid.values())):
+        values = dict(zip(grid, combo, strict=True))
+        chain = [sign * values[k] for k in ordered]
+        if chain != sorted(chain):
+            continue
+        outcomes = {s: r.outcome(with_values(shipped, grid, values)) for s, r in records.items()}
+        rows.append((values, outcomes))
+    print(f"seed {args.seed}; {args.vary} of: {', '.join(f'{k} ({f})' for k, (f, _) in grid.items())}\n")
     header = " | ".join(f"{s} leaked | {s} honest touched (blocked)" for s in records)
-    print(f"| minimums | {header} |")
+    print(f"| {args.vary} | {header} |")
     print("|---|" + "---|---|" * len(records))
     shipped_outcomes = {s: r.outcome(shipped) for s, r in records.items()}
     print(line("shipped", shipped_outcomes))
@@ -171,12 +189,12 @@ def main() -> None:
     costs = [cost(o) for _, o in rows]
     shown: set[tuple[float, ...]] = set()
     # Among settings with the same outcome, the one that waits longest (the rule that never binds).
-    for (minimums, outcomes), c in sorted(zip(rows, costs, strict=True),
-                                          key=lambda x: (x[1], [-v for v in x[0][0].values()])):
+    for (values, outcomes), c in sorted(zip(rows, costs, strict=True),
+                                        key=lambda x: (x[1], [-sign * v for v in x[0][0].values()])):
         dominated = any(all(x <= y for x, y in zip(d, c, strict=True)) and d != c for d in costs)
         if not dominated and c not in shown:
             shown.add(c)
-            print(line(", ".join(str(v) for v in minimums.values()), outcomes))
+            print(line(", ".join(f"{v:g}" for v in values.values()), outcomes))
     for s, o in shipped_outcomes.items():
         print(f"\n{s}, shipped policy: leak per campaign "
               + ", ".join(f"{c} {100 * v:.2f}%" for c, v in o[1].items())
