@@ -5,7 +5,8 @@ Starts the stand-in model API and a gateway in front of it as real subprocesses 
 with `--redis`, a real redis-server for the gateway's state), then drives both from a load
 generator in a separate process, in the same run:
 
-1. direct to the stand-in, then through the gateway: a warm-up, then `--seconds` at `--rate`;
+1. direct to the stand-in, then through a bare pass-through proxy (`bare_proxy.py`, the floor any
+   proxy costs; `--no-floor` skips it), then through the gateway: a warm-up, then `--seconds` at `--rate`;
    the gateway's RSS before and after that load, over the accounts it answered for, bounds its
    memory per tracked account from above;
 2. `--max-rate`: through a fresh gateway, short steps of increasing rate until one fails (p99
@@ -220,7 +221,9 @@ def markdown(summary: dict[str, Any]) -> str:
         "| errors | generator lag p99 ms | generator CPU | server CPU ms/req |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("direct", "gateway"):
+    for name in ("direct", "floor", "gateway"):
+        if name not in summary:
+            continue
         f = summary[name]
         lines.append(
             f"| {name} | {f['target_rate']:.0f} | {f['achieved_rate']:.1f} | {_ms(f['p50_ms'])} | {_ms(f['p90_ms'])} "
@@ -233,6 +236,14 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| **added by the gateway** | | | **{_ms(added['p50_ms'], True)}** | {_ms(added['p90_ms'], True)} "
         f"| **{_ms(added['p99_ms'], True)}** | | | | | | | |"
     )
+    if "added_over_floor" in summary:
+        over = summary["added_over_floor"]
+        cpu = [summary[k].get("server_cpu_ms_per_request") for k in ("floor", "gateway")]
+        extra = _ms(cpu[1] - cpu[0], True) if None not in cpu else "–"
+        lines.append(
+            f"| **added over the bare proxy (floor)** | | | **{_ms(over['p50_ms'], True)}** | {_ms(over['p90_ms'], True)} "
+            f"| **{_ms(over['p99_ms'], True)}** | | | | | | | **{extra}** |"
+        )
     overhead = summary["gateway"].get("gateway_overhead_mean_ms")
     if overhead is not None:
         lines.append(f"\nin-gateway overhead (its `distillguard_overhead_seconds` histogram), mean: {overhead:.2f} ms")
@@ -690,11 +701,15 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
     redis_url = start_redis(work / "redis", procs) if args.redis else None
     policy = ["--policy", str(args.policy)] if args.policy else []
 
+    def start_bare(name: str, client: str) -> tuple[subprocess.Popen[bytes], str]:
+        """The floor: a proxy with nothing in it."""
+        return start_server(name, lambda p: [
+            sys.executable, str(ROOT / "benchmarks" / "bare_proxy.py"), "--upstream", standin_url,
+            "--port", str(p), "--client", client], logs, procs)
+
     def start_gateway(name: str) -> tuple[subprocess.Popen[bytes], str]:
-        if args.target != "gateway":  # the floor: a proxy with nothing in it
-            return start_server(name, lambda p: [
-                sys.executable, str(ROOT / "benchmarks" / "bare_proxy.py"), "--upstream", standin_url,
-                "--port", str(p), "--client", args.target.removeprefix("bare-")], logs, procs)
+        if args.target != "gateway":
+            return start_bare(name, args.target.removeprefix("bare-"))
         return start_server(name, lambda p: [
             distillguard, "gateway", "--upstream", standin_url, "--port", str(p), "--log-level", "warning",
             # The generator stands for many clients behind one address, as an edge proxy would.
@@ -709,6 +724,13 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
 
     print(f"direct: warm-up {args.warmup} s, then {args.seconds} s at {args.rate} req/s ...", file=sys.stderr)
     direct, _ = measure(gen, standin.pid, standin_url, args.rate, args.warmup, args.seconds, args, args.seed)
+    floor = None
+    if args.floor and args.target == "gateway":
+        bare, bare_url = start_bare("bare-aiohttp", "aiohttp")
+        prime(bare_url, PRIMING_REQUESTS)
+        print("bare pass-through proxy: same load ...", file=sys.stderr)
+        floor, _ = measure(gen, bare.pid, bare_url, args.rate, args.warmup, args.seconds, args, args.seed)
+        stop_process(bare)
     print("gateway: same load ...", file=sys.stderr)
     overhead0 = histogram_sum_count(gateway_url)
     through, keys_used = measure(gen, gateway.pid, gateway_url, args.rate, args.warmup, args.seconds, args, args.seed)
@@ -739,6 +761,9 @@ def run(args: argparse.Namespace, procs: list[subprocess.Popen[bytes]], gen_box:
                    "step_seconds": args.step_seconds, "p99_bound_ms": args.p99_bound_ms},
         "direct": direct, "gateway": through, "added": added_latency(direct, through), "memory": memory,
     }
+    if floor is not None:
+        summary["floor"] = floor
+        summary["added_over_floor"] = added_latency(floor, through)
     if args.max_rate:
         # A fresh gateway: one overloaded by the main phase can take long to work off its backlog.
         stop_process(gateway)
@@ -814,6 +839,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", choices=("gateway", "bare-aiohttp", "bare-httpx"), default="gateway",
                         help="what stands in front of the stand-in: the gateway, or a bare pass-through proxy "
                              "(benchmarks/bare_proxy.py) on either HTTP client, the floor under the gateway's cost")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure a bare pass-through proxy (`bare_proxy.py`, aiohttp) under the same load")
     parser.add_argument("--redis", action="store_true", help="gateway state in a real redis-server")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (above 1 needs --redis)")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY if DEFAULT_POLICY.exists() else None)
