@@ -41,6 +41,17 @@ def classify_with(
     if not (len(tools) == len(images) == len(prompts)):
         raise ValueError(f"{len(prompts)} prompts but {len(tools)} tool counts and {len(images)} image counts")
     texts, prompt_row, system_row = request_texts(prompts, systems)
+    return _codes(scorer, texts, prompt_row, system_row, tools, images)
+
+
+def _codes(
+    scorer: TextScorer,
+    texts: list[str],
+    prompt_row: np.ndarray,
+    system_row: np.ndarray,
+    tools: np.ndarray,
+    images: np.ndarray,
+) -> np.ndarray:
     cols = scorer.model.columns(HEAD)
     text_logits = scorer.score(texts)[0][:, cols]
     logits = text_logits[prompt_row] + text_logits[system_row] + scorer.model.intercepts[cols]
@@ -59,3 +70,15 @@ def classify_capability(
     ``n_tools[i]`` the number of tools offered and ``n_images[i]`` the number of images attached.
     """
     return classify_with(shipped_scorer(), prompts, systems, n_tools, n_images)
+
+
+def classify_request_texts(
+    texts: list[str], prompt_row: np.ndarray, system_row: np.ndarray, n_tools: np.ndarray, n_images: np.ndarray
+) -> np.ndarray:
+    """``classify_capability`` of requests already reduced by ``textmodel.request_texts``, so that a
+    caller that also scores elicitation splits and scores the texts once for both."""
+    tools = np.asarray(n_tools)
+    images = np.asarray(n_images)
+    if not (len(tools) == len(images) == len(prompt_row) == len(system_row)):
+        raise ValueError(f"{len(prompt_row)} requests but {len(tools)} tool counts and {len(images)} image counts")
+    return _codes(shipped_scorer(), texts, prompt_row, system_row, tools, images)

@@ -384,6 +384,9 @@ PATTERN_CODES: tuple[str, ...] = tuple(p.code for p in PATTERNS)
 ANCHOR_WORDS: tuple[str, ...] = tuple(sorted({a for p in PATTERNS for group in p.anchors for a in group}))
 _REASON_THRESHOLD = 0.5
 _SNIPPET_CHARS = 90
+# Up to this many texts are gated one by one with sets: for a request, two small matrix products cost
+# more in numpy call overhead than the set operations.
+_SET_GATING_TEXTS = 8
 
 
 @functools.lru_cache(maxsize=4)
@@ -404,6 +407,38 @@ def _gates(prefixes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=4)
+def _set_gates(prefixes: tuple[str, ...]) -> tuple[tuple[frozenset[int], ...], tuple[frozenset[int], ...]]:
+    """``_gates`` as sets: the anchor groups of each prefix column, and the groups of each pattern."""
+    groups, needs = _gates(prefixes)
+    column_groups = tuple(frozenset(np.flatnonzero(row).tolist()) for row in groups)
+    pattern_groups = tuple(frozenset(np.flatnonzero(col).tolist()) for col in needs.T)
+    return column_groups, pattern_groups
+
+
+def _candidates(anchor_hits: np.ndarray, prefixes: tuple[str, ...]) -> list[tuple[int, set[int], list[int]]]:
+    """(text, anchor columns it holds, patterns that may match it), for the texts with any such pattern."""
+    if len(anchor_hits) > _SET_GATING_TEXTS:
+        groups, needs = _gates(prefixes)
+        present = (anchor_hits.astype(np.float32) @ groups) > 0
+        candidates = (present.astype(np.float32) @ needs) >= needs.sum(axis=0)
+        return [
+            (i, set(anchor_hits[i].nonzero()[0].tolist()), candidates[i].nonzero()[0].tolist())
+            for i in candidates.any(axis=1).nonzero()[0].tolist()
+        ]
+    column_groups, pattern_groups = _set_gates(prefixes)
+    out = []
+    for i, row in enumerate(anchor_hits):
+        held = row.nonzero()[0].tolist()
+        if not held:
+            continue
+        present = frozenset().union(*(column_groups[c] for c in held))
+        patterns = [j for j, need in enumerate(pattern_groups) if need <= present]
+        if patterns:
+            out.append((i, set(held), patterns))
+    return out
+
+
+@functools.lru_cache(maxsize=4)
 def _start_columns(prefixes: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
     """For each pattern, the anchor columns of the words a match can begin with."""
     index = {p: i for i, p in enumerate(prefixes)}
@@ -419,15 +454,12 @@ def pattern_hits(texts: Sequence[str], anchor_hits: np.ndarray, prefixes: tuple[
     hits = np.zeros((len(texts), len(PATTERNS)), dtype=bool)
     if not len(texts):
         return hits
-    groups, needs = _gates(prefixes)
-    present = (anchor_hits.astype(np.float32) @ groups) > 0
-    candidates = (present.astype(np.float32) @ needs) >= needs.sum(axis=0)
     starts = _start_columns(prefixes)
-    for i in np.flatnonzero(candidates.any(axis=1)):
+    for i, held, patterns in _candidates(anchor_hits, prefixes):
         lowered = bound_text(texts[i]).lower()
-        for j in np.flatnonzero(candidates[i]):
+        for j in patterns:
             # only the first-group words this text holds can begin a match
-            found = [prefixes[c] for c in starts[j] if anchor_hits[i, c]]
+            found = [prefixes[c] for c in starts[j] if c in held]
             hits[i, j] = PATTERNS[j].search(lowered, found) is not None
     return hits
 
@@ -448,7 +480,7 @@ def _memoised_pattern_hits(texts: list[str], anchor_hits: np.ndarray, prefixes: 
             cached[i] = row
     if not texts:
         return np.zeros((0, len(PATTERNS)), dtype=bool)
-    return np.stack(cached)
+    return np.array(cached)
 
 
 def training_pattern_hits(texts: Sequence[str]) -> np.ndarray:
@@ -487,9 +519,19 @@ def _logits(scorer: TextScorer, texts: list[str], prompt_row: np.ndarray, system
 def score_with(scorer: TextScorer, prompts: Sequence[str], systems: Sequence[str | None]) -> dict[str, np.ndarray]:
     """``score_elicitation`` with an explicit scorer (used by training to evaluate a fresh model)."""
     texts, prompt_row, system_row = request_texts(prompts, systems)
+    return _probabilities(scorer, texts, prompt_row, system_row)
+
+
+def _probabilities(scorer: TextScorer, texts: list[str], prompt_row: np.ndarray, system_row: np.ndarray) -> dict[str, np.ndarray]:
     logits, _ = _logits(scorer, texts, prompt_row, system_row)
     probs = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
     return {kind: np.ascontiguousarray(probs[:, k]) for k, kind in enumerate(ELICITATION_TYPES)}
+
+
+def score_request_texts(texts: list[str], prompt_row: np.ndarray, system_row: np.ndarray) -> dict[str, np.ndarray]:
+    """``score_elicitation`` of requests already reduced by ``textmodel.request_texts``, so that a
+    caller that also classifies capability splits and scores the texts once for both."""
+    return _probabilities(_shipped(), texts, prompt_row, system_row)
 
 
 def score_elicitation(prompts: Sequence[str], systems: Sequence[str | None]) -> dict[str, np.ndarray]:

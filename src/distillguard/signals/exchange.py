@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.schema import EXCHANGE_SCHEMA
-from distillguard.signals.capability import classify_capability
-from distillguard.signals.elicitation import ELICITATION_TYPES, score_elicitation
+from distillguard.signals.capability import classify_request_texts
+from distillguard.signals.elicitation import ELICITATION_TYPES, score_request_texts
 from distillguard.signals.template import LSH_BANDS, fingerprints
+from distillguard.signals.textmodel import request_texts
 
 ELICITATION_COLUMNS = tuple(f"e_{t}" for t in ELICITATION_TYPES)
 
@@ -128,24 +129,33 @@ def _content_signals(
     )
     u_prompts = [p for p, _ in index]
     u_systems = [s for _, s in index]
+    # Each pair's texts are split and scored once, for both text classifiers.
+    texts, prompt_row, system_row = request_texts(u_prompts, u_systems)
+    elicit = score_request_texts(texts, prompt_row, system_row)
+    capability = classify_request_texts(texts, prompt_row[row_to_unique], system_row[row_to_unique], n_tools, n_images)
     skel_hash, frame_hash, tail_hash, lsh = fingerprints(u_prompts)
     # Few distinct system prompts serve many prompts: fingerprint each one once.
     distinct_systems = list({s for s in u_systems if s})
-    sys_of = dict(zip(distinct_systems, fingerprints(distinct_systems)[0].tolist(), strict=True))
+    sys_of = dict(zip(distinct_systems, fingerprints(distinct_systems)[0].tolist(), strict=True)) if distinct_systems else {}
     sys_hash = [sys_of.get(s) if s else None for s in u_systems]
-    elicit = score_elicitation(u_prompts, u_systems)
+    # Without repeated pairs the unique rows are the rows: no gather needed.
+    per_row = _identity if len(index) == n else (lambda values: values[row_to_unique])
     out: dict[str, Any] = {
         "prompt_chars": np.fromiter((len(p) for p in prompts), dtype=np.int32, count=n),
-        "capability": np.asarray(classify_capability(prompts, systems, n_tools, n_images), dtype=np.int8),
-        "skel_hash": skel_hash[row_to_unique],
-        "frame_hash": frame_hash[row_to_unique],
-        "tail_hash": tail_hash[row_to_unique],
-        "sys_hash": [sys_hash[i] for i in row_to_unique],
-        "lsh": lsh[row_to_unique],
+        "capability": capability,
+        "skel_hash": per_row(skel_hash),
+        "frame_hash": per_row(frame_hash),
+        "tail_hash": per_row(tail_hash),
+        "sys_hash": sys_hash if len(index) == n else [sys_hash[i] for i in row_to_unique],
+        "lsh": per_row(lsh),
     }
     for etype, col in zip(ELICITATION_TYPES, ELICITATION_COLUMNS, strict=True):
-        out[col] = np.asarray(elicit[etype], dtype=np.float32)[row_to_unique]
+        out[col] = per_row(np.asarray(elicit[etype], dtype=np.float32))
     return out
+
+
+def _identity(values: np.ndarray) -> np.ndarray:
+    return values
 
 
 def exchange_signals(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -46,7 +46,11 @@ _SEPARATORS = str.maketrans(
 )
 
 _MINHASH_SEED = 0x5EED
-_BAND_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: a cheap polynomial row hash
+_BAND_MULT = 0x9E3779B97F4A7C15  # odd 64-bit constant: a cheap polynomial row hash
+# A band's key is the polynomial ((r0 * M + r1) * M + ... + r_last) * M + band mod 2**64, so it is one
+# dot product with the powers of M, whatever the number of skeletons.
+_BAND_POWERS = np.array([pow(_BAND_MULT, LSH_ROWS - r, 1 << 64) for r in range(LSH_ROWS)], dtype=np.uint64)
+_BAND_IDS = np.arange(LSH_BANDS, dtype=np.uint64)
 
 
 def _bound(text: str) -> str:
@@ -95,21 +99,41 @@ def text_hash(text: str) -> int:
 
 def head(skel: str) -> str:
     """The first words of a skeleton: the preamble of a wrapper whose slot comes after it."""
-    words = skel.split(" ")
-    return skel if len(words) <= 2 * FRAME_WORDS else " ".join(words[:FRAME_WORDS])
+    return _head(skel, skel.split(" "))
 
 
 def tail(skel: str) -> str:
     """The last words of a skeleton: the instruction of a wrapper whose slot comes before it."""
-    words = skel.split(" ")
+    return _tail(skel, skel.split(" "))
+
+
+# The helpers below take the skeleton split on spaces as well, so that one split serves them all.
+def _head(skel: str, words: list[str]) -> str:
+    return skel if len(words) <= 2 * FRAME_WORDS else " ".join(words[:FRAME_WORDS])
+
+
+def _tail(skel: str, words: list[str]) -> str:
     return skel if len(words) <= 2 * FRAME_WORDS else " ".join(words[-FRAME_WORDS:])
 
 
-def _shingles(skel: str) -> list[str]:
-    words = skel.split(" ")
+def _shingles(skel: str, words: list[str]) -> list[str]:
     if len(words) < 3:
         return [skel]
-    return [f"{a} {b} {c}" for a, b, c in zip(words, words[1:], words[2:], strict=False)]
+    return list(map(" ".join, zip(words, words[1:], words[2:], strict=False)))
+
+
+def _signature(skel: str, words: list[str]) -> list[int]:
+    """The MinHash values of one skeleton."""
+    mh = rensa.RMinHash(num_perm=MINHASH_PERMS, seed=_MINHASH_SEED)
+    mh.update(_shingles(skel, words))
+    return mh.digest()
+
+
+def _band_keys(signatures: np.ndarray) -> np.ndarray:
+    """LSH band keys (int64, shape (n, LSH_BANDS)) of MinHash signatures (uint64, shape (n, MINHASH_PERMS))."""
+    rows = signatures.reshape(len(signatures), LSH_BANDS, LSH_ROWS)
+    # uint64 arithmetic wraps, and a sum mod 2**64 does not depend on the order of its terms.
+    return (np.add.reduce(rows * _BAND_POWERS, axis=2) + _BAND_IDS).view(np.int64)
 
 
 def minhash_bands(skeletons: Sequence[str]) -> np.ndarray:
@@ -118,18 +142,21 @@ def minhash_bands(skeletons: Sequence[str]) -> np.ndarray:
     With 8 bands of 4 rows, two skeletons with Jaccard similarity 0.7 share at least one band key
     with probability ~0.94, at 0.3 with probability ~0.06.
     """
-    sig = np.zeros((len(skeletons), MINHASH_PERMS), dtype=np.uint64)
-    for i, skel in enumerate(skeletons):
-        mh = rensa.RMinHash(num_perm=MINHASH_PERMS, seed=_MINHASH_SEED)
-        mh.update(_shingles(skel))
-        sig[i] = mh.digest()
-    rows = sig.reshape(len(skeletons), LSH_BANDS, LSH_ROWS)
-    with np.errstate(over="ignore"):
-        keys = np.zeros((len(skeletons), LSH_BANDS), dtype=np.uint64)
-        for r in range(LSH_ROWS):
-            keys = keys * _BAND_MULT + rows[:, :, r]
-        keys = keys * _BAND_MULT + np.arange(LSH_BANDS, dtype=np.uint64)  # distinct key space per band
-    return keys.view(np.int64)
+    sig = np.array([_signature(skel, skel.split(" ")) for skel in skeletons], dtype=np.uint64)
+    return _band_keys(sig.reshape(len(skeletons), MINHASH_PERMS))
+
+
+def _fresh_fingerprints(keys: list[str]) -> np.ndarray:
+    """Rows of ``fingerprints`` (see ``_FINGERPRINTS``) of bounded texts."""
+    hashes: list[tuple[int, int, int]] = []
+    signatures: list[list[int]] = []
+    for key in keys:
+        skel = skeleton(key)
+        words = skel.split(" ")
+        hashes.append((text_hash(skel), text_hash(_head(skel, words)), text_hash(_tail(skel, words))))
+        signatures.append(_signature(skel, words))
+    bands = _band_keys(np.array(signatures, dtype=np.uint64).reshape(len(keys), MINHASH_PERMS))
+    return np.concatenate((np.array(hashes, dtype=np.int64).reshape(len(keys), 3), bands), axis=1)
 
 
 # Per distinct bounded text: skeleton hash, head hash, tail hash, then the LSH band keys.
@@ -143,16 +170,19 @@ def fingerprints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     keys = [_bound(t) for t in texts]
     rows = _FINGERPRINTS.get_many(keys)
     missing = [i for i, row in enumerate(rows) if row is None]
+    if len(missing) == len(keys):
+        table = _fresh_fingerprints(keys)
+        _remember(keys, table)
+        return table[:, 0], table[:, 1], table[:, 2], table[:, 3:]
     if missing:
-        skels = [skeleton(keys[i]) for i in missing]
-        fresh = np.empty((len(missing), 3 + LSH_BANDS), dtype=np.int64)
-        fresh[:, 0] = [text_hash(s) for s in skels]
-        fresh[:, 1] = [text_hash(head(s)) for s in skels]
-        fresh[:, 2] = [text_hash(tail(s)) for s in skels]
-        fresh[:, 3:] = minhash_bands(skels)
-        # copies, so that a remembered row does not keep the whole batch's array alive
-        _FINGERPRINTS.put_many([keys[i] for i in missing], [row.copy() for row in fresh])
+        fresh = _fresh_fingerprints([keys[i] for i in missing])
+        _remember([keys[i] for i in missing], fresh)
         for i, row in zip(missing, fresh, strict=True):
             rows[i] = row
-    table = np.stack(rows) if rows else np.zeros((0, 3 + LSH_BANDS), dtype=np.int64)
+    table = np.stack(rows)
     return table[:, 0], table[:, 1], table[:, 2], table[:, 3:]
+
+
+def _remember(keys: list[str], table: np.ndarray) -> None:
+    # copies, so that a remembered row does not keep the whole batch's array alive
+    _FINGERPRINTS.put_many(keys, [row.copy() for row in table])

@@ -30,6 +30,7 @@ Model files are ``.npz`` archives read with ``allow_pickle=False``: numbers and 
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ MEMO_ITEMS = 4096
 # Texts featurised per numpy pass: big enough to amortise call overhead, small enough that the
 # per-character arrays stay in cache.
 _CHUNK_DOCS = 256
+# Up to this many new texts in one call are featurised one by one and scored without a sparse matrix:
+# for a request or two, building the matrix costs more than the features, and per-call numpy overhead,
+# not the characters, is what counts.
+_DIRECT_DOCS = 8
 _MAX_CODEPOINT = 0x10FFFF
 
 _Q = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash, invertible mod 2**64
@@ -65,6 +70,9 @@ _BUCKET_SHIFT = np.uint64(64 - BUCKET_BITS)
 _SALT_TOKEN, _SALT_STEM, _SALT_PAIR = (np.uint64(s) for s in (0x51ED270B, 0x2545F491, 0x9E6C63D0))
 
 _SPACE, _WORD, _SINGLE = 0, 1, 2
+# Powers of Q and Q**-1 are the same for every text, so they are computed once up to a length that
+# covers a bounded text (and small batches of them) and sliced.
+_POWER_CHARS = 1 << 16
 
 V = TypeVar("V")
 
@@ -90,6 +98,34 @@ def _token_classes() -> np.ndarray:
 _CLASSES = _token_classes()
 
 
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    """``base**i`` mod 2**64 for i in 0..n-1."""
+    out = np.full(n, base, dtype=np.uint64)
+    out[:1] = 1
+    np.cumprod(out, out=out)
+    return out
+
+
+_Q_POW = _powers(_Q, _POWER_CHARS)
+_Q_INV_POW = _powers(_Q_INV, _POWER_CHARS)
+
+
+def _q_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``Q**i`` and ``Q**-i`` for i in 0..n-1."""
+    if n <= _POWER_CHARS:
+        return _Q_POW[:n], _Q_INV_POW[:n]
+    return _powers(_Q, n), _powers(_Q_INV, n)
+
+
+# Digits folded to "0" by a table lookup for ASCII code points, the common case.
+_ASCII_FOLD = np.arange(0x80, dtype=np.uint64)
+_ASCII_FOLD[ord("0") : ord("9") + 1] = ord("0")
+_ASCII_WORD = _CLASSES[:0x80] == _WORD
+# Prefix lengths whose hashes a token's features and anchors use, and the same as hash-key addends.
+_PREFIX_LENGTHS = np.arange(1, STEM_CHARS + 1, dtype=np.int64)
+_PREFIX_LENGTH_KEYS = _PREFIX_LENGTHS.astype(np.uint64)
+
+
 def bound_text(text: str) -> str:
     """The part of a text the classifiers read: its head and its tail.
 
@@ -103,7 +139,11 @@ def bound_text(text: str) -> str:
 
 def _mix_to_bucket(h: np.ndarray, salt: np.uint64) -> np.ndarray:
     """Finalise 64-bit polynomial hashes into bucket indices (murmur3-style avalanche)."""
-    x = h ^ salt
+    return _salted_to_bucket(h ^ salt)
+
+
+def _salted_to_bucket(x: np.ndarray) -> np.ndarray:
+    """``_mix_to_bucket`` of hashes already XOR-ed with their family's salt (``x`` is overwritten)."""
     x ^= x >> _SHIFT33
     x *= _MIX
     x ^= x >> _SHIFT33
@@ -130,6 +170,10 @@ class Anchors:
     # Column of each punctuation anchor by code point (-1 elsewhere); its last entry stands for every
     # code point beyond the table.
     mark_cols: np.ndarray
+    # The same punctuation anchors as (character, column) pairs, for looking them up in one string.
+    marks: tuple[tuple[str, int], ...]
+    # For each length 1..STEM_CHARS, that length if some word prefix has it, else one no token reaches.
+    probe_lengths: np.ndarray
 
 
 def _poly_hash(text: str) -> int:
@@ -169,7 +213,11 @@ def compile_anchors(words: Sequence[str]) -> Anchors:
     mark_cols = np.full(max((code for code, _ in marks), default=-1) + 2, -1, dtype=np.int64)
     for code, col in marks:
         mark_cols[code] = col
-    return Anchors(prefixes, np.unique(lengths), keys[order], np.array(token_cols, dtype=np.int64)[order], mark_cols)
+    token_col_array = np.array(token_cols, dtype=np.int64)[order]
+    marks_by_char = tuple((chr(code), col) for code, col in marks)
+    never = np.iinfo(np.int64).max
+    probe_lengths = np.array([n if n in lengths else never for n in range(1, STEM_CHARS + 1)], dtype=np.int64)
+    return Anchors(prefixes, np.unique(lengths), keys[order], token_col_array, mark_cols, marks_by_char, probe_lengths)
 
 
 NO_ANCHORS = compile_anchors(())
@@ -229,12 +277,7 @@ def _chunk_features(docs: list[str], anchors: Anchors) -> tuple[sp.csr_matrix, n
 
     # Prefix sums of c_i * Q**i give any substring's hash in O(1): (P[e] - P[s]) * Q**-s.
     folded = np.where((codes >= 0x30) & (codes <= 0x39), np.uint32(0x30), codes).astype(np.uint64)
-    q_pow = np.full(n_chars, _Q, dtype=np.uint64)
-    q_pow[0] = 1
-    np.cumprod(q_pow, out=q_pow)
-    q_inv = np.full(n_chars, _Q_INV, dtype=np.uint64)
-    q_inv[0] = 1
-    np.cumprod(q_inv, out=q_inv)
+    q_pow, q_inv = _q_powers(n_chars)
     prefix = np.zeros(n_chars + 1, dtype=np.uint64)
     np.cumsum(folded * q_pow, out=prefix[1:])
     token_hash = (prefix[ends] - prefix[starts]) * q_inv[starts]
@@ -263,6 +306,113 @@ def _chunk_features(docs: list[str], anchors: Anchors) -> tuple[sp.csr_matrix, n
     # A bucket hit twice in one text appears twice; products and sum_duplicates() both add them up.
     features = sp.csr_matrix((scale[rows], buckets, indptr), shape=(n_docs, N_BUCKETS))
     return features, _anchor_hits(anchors, codes, doc_ends, prefix, q_inv, starts, ends, token_doc)
+
+
+@dataclass(frozen=True)
+class _TextFeatures:
+    """One bounded text's row of ``_chunk_features``, as the parts of a sparse row.
+
+    ``buckets`` lists the features in the order of the row's entries (a bucket hit twice appears
+    twice), every entry has the value ``value``, and ``hits`` is the text's row of anchor hits.
+    """
+
+    buckets: np.ndarray
+    value: np.float32
+    hits: np.ndarray
+
+
+def _padded_codes(text: str) -> np.ndarray:
+    """Code points of ``text`` between two spaces, as uint8 when it is ASCII.
+
+    The spaces make every token's start and end a change of character class, and let the hash of
+    the characters before any position be an inclusive prefix sum.
+    """
+    padded = f" {text} "
+    if padded.isascii():
+        return np.frombuffer(padded.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _token_spans(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of every token of a padded text (see ``_padded_codes``), in positions of the
+    unpadded text, in order."""
+    if codes.dtype == np.uint8:
+        # Characters that are tokens on their own all lie far above ASCII.
+        word = _ASCII_WORD.take(codes)
+        edges = (word[1:] != word[:-1]).nonzero()[0]
+        return edges[0::2], edges[1::2]
+    cls = _CLASSES.take(codes)
+    word = cls == _WORD
+    edges = (word[1:] != word[:-1]).nonzero()[0]
+    starts, ends = edges[0::2], edges[1::2]
+    singles = (cls == _SINGLE).nonzero()[0]
+    if not singles.size:
+        return starts, ends
+    singles -= 1
+    starts = np.concatenate((starts, singles))
+    order = np.argsort(starts)
+    return starts[order], np.concatenate((ends, singles + 1))[order]
+
+
+def _folded(codes: np.ndarray) -> np.ndarray:
+    """Code points as uint64 with digits folded to "0"."""
+    if codes.dtype == np.uint8:
+        return _ASCII_FOLD.take(codes)
+    return np.where((codes >= 0x30) & (codes <= 0x39), np.uint32(0x30), codes).astype(np.uint64)
+
+
+def _text_features(text: str, anchors: Anchors) -> _TextFeatures:
+    """``_chunk_features`` of one already-bounded text, with a fraction of the numpy calls.
+
+    The hashes are the same: on the padded codes, ``cum[e] - cum[s]`` is the sum over the unpadded
+    characters s..e-1, scaled by one more power of Q, which ``inv`` (``Q**-(s+1)``) takes off again.
+    One matrix holds every token's prefix hashes of lengths 1..STEM_CHARS (a shorter token's whole
+    hash where the prefix would be longer than it): its last column is the stem, the rest serves
+    the anchors. Array methods rather than ``np.`` functions: at a few hundred elements, the
+    functions' dispatch costs as much as the work.
+    """
+    lowered = text.lower()
+    codes = _padded_codes(lowered)
+    starts, ends = _token_spans(codes)
+    q_pow, q_inv = _q_powers(codes.size)
+    cum = (_folded(codes) * q_pow).cumsum()
+    inv = q_inv.take(starts + 1)
+    base = cum.take(starts)
+    lengths = ends - starts
+    prefix_ends = np.minimum(starts[:, None] + _PREFIX_LENGTHS, ends[:, None])
+    prefix_hash = (cum.take(prefix_ends) - base[:, None]) * inv[:, None]
+    stem_hash = prefix_hash[:, -1]
+    salted = np.concatenate(
+        (
+            ((cum.take(ends) - base) * inv) ^ _SALT_TOKEN,
+            stem_hash[lengths > STEM_CHARS] ^ _SALT_STEM,
+            (stem_hash[:-1] * _PAIR + stem_hash[1:]) ^ _SALT_PAIR,
+        )
+    )
+    buckets = _salted_to_bucket(salted)
+    value = np.float32(1.0 / math.sqrt(max(buckets.size, 1)))
+    return _TextFeatures(buckets, value, _text_anchor_hits(anchors, lowered, prefix_hash, lengths))
+
+
+def _text_anchor_hits(anchors: Anchors, lowered: str, prefix_hash: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``_anchor_hits`` of one text, from its tokens' prefix hashes (see ``_text_features``)."""
+    hits = np.zeros(len(anchors.prefixes), dtype=bool)
+    for mark, col in anchors.marks:
+        if mark in lowered:
+            hits[col] = True
+    if anchors.keys.size and lengths.size:
+        key = prefix_hash * _LENGTH_MULT + _PREFIX_LENGTH_KEYS
+        pos = np.minimum(anchors.keys.searchsorted(key), anchors.keys.size - 1)
+        # a probe counts only where the token is that long and some anchor has that length
+        found = (anchors.keys.take(pos) == key) & (lengths[:, None] >= anchors.probe_lengths)
+        hits[anchors.key_cols.take(pos[found])] = True
+    return hits
+
+
+def _text_logits(features: _TextFeatures, weights: np.ndarray) -> np.ndarray:
+    """``row @ weights`` of one text's sparse row, added up in the order the sparse product uses
+    (entry by entry, in float32), so that both give the same bits."""
+    return np.add.reduce(weights.take(features.buckets, axis=0) * features.value, axis=0)
 
 
 def featurize(texts: Sequence[str], anchors: Anchors = NO_ANCHORS) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -386,22 +536,50 @@ class TextScorer:
         last = self._last
         if last is not None and last[0] == texts:
             return last[1], last[2]
+        cached = self._memo.get_many(texts)
+        missing = [i for i, row in enumerate(cached) if row is None]
+        if len(missing) > _DIRECT_DOCS:
+            logits, hits = self._score_batch(texts, cached, missing)
+        else:
+            logits, hits = self._score_few(texts, cached, missing)
+        self._last = (texts, logits, hits)
+        return logits, hits
+
+    def _score_batch(
+        self, texts: list[str], cached: list[tuple[np.ndarray, np.ndarray] | None], missing: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Many new texts: one sparse matrix and one product."""
         logits = np.empty((len(texts), self.model.weights.shape[1]), dtype=np.float32)
         hits = np.empty((len(texts), len(self.anchors.prefixes)), dtype=bool)
-        cached = self._memo.get_many(texts)
         known = [i for i, row in enumerate(cached) if row is not None]
-        missing = [i for i, row in enumerate(cached) if row is None]
         if known:
             logits[known] = np.stack([cached[i][0] for i in known])
             hits[known] = np.stack([cached[i][1] for i in known])
-        if missing:
-            features, fresh_hits = featurize([texts[i] for i in missing], self.anchors)
-            logits[missing] = features @ self.model.weights
-            hits[missing] = fresh_hits
-            # copies, so that a remembered row does not keep the whole batch's arrays alive
-            self._memo.put_many([texts[i] for i in missing], [(logits[i].copy(), hits[i].copy()) for i in missing])
-        self._last = (texts, logits, hits)
+        features, hits[missing] = featurize([texts[i] for i in missing], self.anchors)
+        logits[missing] = features @ self.model.weights
+        # copies, so that a remembered row does not keep the whole batch's arrays alive
+        self._memo.put_many([texts[i] for i in missing], [(logits[i].copy(), hits[i].copy()) for i in missing])
         return logits, hits
+
+    def _score_few(
+        self, texts: list[str], cached: list[tuple[np.ndarray, np.ndarray] | None], missing: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A few new texts (the online case): one at a time, no sparse matrix."""
+        if missing:
+            fresh = [self._score_text(texts[i]) for i in missing]
+            self._memo.put_many([texts[i] for i in missing], fresh)
+            for i, row in zip(missing, fresh, strict=True):
+                cached[i] = row
+        if not texts:
+            return (
+                np.empty((0, self.model.weights.shape[1]), dtype=np.float32),
+                np.empty((0, len(self.anchors.prefixes)), dtype=bool),
+            )
+        return np.array([row[0] for row in cached]), np.array([row[1] for row in cached])
+
+    def _score_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        features = _text_features(text, self.anchors)
+        return _text_logits(features, self.model.weights), features.hits
 
 
 def request_texts(prompts: Sequence[str], systems: Sequence[str | None]) -> tuple[list[str], np.ndarray, np.ndarray]:
