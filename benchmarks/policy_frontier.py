@@ -142,14 +142,17 @@ def record_folder(sim: Path, logs: list[Path]) -> Record:
 
 
 def line(label: str, outcomes: dict) -> str:
-    """A markdown row: per scenario, the leak and the honest accounts touched (of them blocked)."""
-    cells = " | ".join(f"{100 * o[0]:.2f}% | {sum(o[2].values())} ({sum(o[3].values())})" for o in outcomes.values())
+    """A markdown row: per scenario, the leak (of its worst campaign) and the honest accounts touched
+    (of them blocked)."""
+    cells = " | ".join(f"{100 * o[0]:.2f}% ({100 * max(o[1].values()):.1f}%) | {sum(o[2].values())} ({sum(o[3].values())})"
+                       for o in outcomes.values())
     return f"| {label} | {cells} |"
 
 
 def cost(outcomes: dict) -> tuple[float, ...]:
-    """What a setting costs on each scenario: leak, honest accounts touched."""
-    return tuple(v for o in outcomes.values() for v in (o[0], sum(o[2].values())))
+    """What a setting costs on each scenario: leak, its worst campaign's leak, honest accounts touched.
+    A campaign let through whole is a cost the total leak of many smaller ones can hide."""
+    return tuple(v for o in outcomes.values() for v in (o[0], max(o[1].values()), sum(o[2].values())))
 
 
 def main() -> None:
@@ -180,7 +183,7 @@ def main() -> None:
         outcomes = {s: r.outcome(with_values(shipped, grid, values)) for s, r in records.items()}
         rows.append((values, outcomes))
     print(f"seed {args.seed}; {args.vary} of: {', '.join(f'{k} ({f})' for k, (f, _) in grid.items())}\n")
-    header = " | ".join(f"{s} leaked | {s} honest touched (blocked)" for s in records)
+    header = " | ".join(f"{s} leaked (worst campaign) | {s} honest touched (blocked)" for s in records)
     print(f"| {args.vary} | {header} |")
     print("|---|" + "---|---|" * len(records))
     shipped_outcomes = {s: r.outcome(shipped) for s, r in records.items()}

@@ -70,12 +70,11 @@ def test_default_yaml_is_the_embedded_default() -> None:
         ),
         # A new member of a high-risk cluster is throttled on the cluster's evidence alone.
         (
-            {"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0002", "cluster_risk": 0.9},
+            {"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0002", "cluster_risk": 0.8},
             "throttle",
             "throttle-high-risk-cluster",
         ),
-        # A cluster of colleagues sharing a rubric reaches 0.8-0.9 (docs/policy.md): left alone.
-        ({"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0003", "cluster_risk": 0.85}, "allow", "default"),
+        ({"risk": 0.1, "n_exchanges": 0, "cluster_id": "cl-0003", "cluster_risk": 0.75}, "allow", "default"),
         ({"risk": 0.7, "flagged": True, "n_exchanges": 10}, "throttle", "throttle-flagged"),
         ({"risk": 0.4}, "monitor", "monitor-elevated-risk"),
         ({"risk": 0.1}, "allow", "default"),

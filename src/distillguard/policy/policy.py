@@ -84,7 +84,7 @@ DEFAULT_POLICY: dict[str, Any] = {
             "name": "throttle-high-risk-cluster",
             "when": {
                 "in_cluster": True,
-                "cluster_risk_at_least": 0.9
+                "cluster_risk_at_least": 0.8
             },
             "action": "throttle",
             "throttle": {
