@@ -45,7 +45,7 @@ from distillguard.policy.buckets import BucketStore, MemoryBuckets
 from distillguard.policy.decision import Assessment, Decision
 from distillguard.policy.policy import Policy
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
-from distillguard.scoring.assign import WATCHLIST_LOGODDS, merge_reasons, score_table
+from distillguard.scoring.assign import merge_reasons, risk_of, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
@@ -382,9 +382,7 @@ class OnlineDetector:
         )
 
     def _assessment(self, seen: _Seen, logit: float) -> Assessment:
-        if seen.link is not None and seen.link[-1] > 0:
-            logit += WATCHLIST_LOGODDS
-        risk = float(1.0 / (1.0 + np.exp(-logit)))
+        risk = float(risk_of(logit, seen.link[-1] if seen.link is not None else 0.0))
         flagged = risk > self.threshold
         return Assessment(
             account_id=seen.account,

@@ -26,6 +26,12 @@ CLUSTERS_SCHEMA = pa.schema(
 WATCHLIST_LOGODDS = 3.0
 
 
+def risk_of(logit: np.ndarray | float, watchlist: np.ndarray | float) -> np.ndarray:
+    """Risk from the model's log-odds and the account's watchlist score: the one scoring step of
+    `analyze` (`score_table`) and of the online engine."""
+    return 1.0 / (1.0 + np.exp(-(np.asarray(logit, dtype=float) + WATCHLIST_LOGODDS * (np.asarray(watchlist) > 0))))
+
+
 def merge_reasons(model_reasons: list[str], link_reasons: str | None, watchlist: float, flagged: bool) -> str:
     codes = list(model_reasons)
     if watchlist > 0:
@@ -52,7 +58,7 @@ def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa
     )
     if features.num_rows:
         logit, reasons = model.explain(x)
-        risk = 1.0 / (1.0 + np.exp(-(logit + WATCHLIST_LOGODDS * (watch > 0))))
+        risk = risk_of(logit, watch)
     else:
         risk, reasons = np.zeros(0), []
     flagged = risk > threshold
