@@ -7,7 +7,8 @@ same file in the same run, so the ratio is meaningful on a shared machine:
 
 Each `--engines` entry is `local` or `spark:MASTER` (`analyze --engine spark --spark-master MASTER`).
 
-SIM_DIR is a `distillguard simulate` output folder (exchanges.jsonl.gz, accounts.jsonl, releases.jsonl).
+SIM_DIR is a `distillguard simulate` output folder (exchanges.jsonl.gz, accounts.jsonl, releases.jsonl),
+or a larger log made from one by `benchmarks/synth_log.py` (exchanges.jsonl).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def bench(sim: Path, engines: list[str]) -> None:
-    log = sim / "exchanges.jsonl.gz"
+    log = next((sim / name for name in ("exchanges.jsonl.gz", "exchanges.jsonl") if (sim / name).exists()), None)
+    if log is None:
+        raise SystemExit(f"{sim}: no exchanges.jsonl.gz or exchanges.jsonl")
     d_sec, d_mem, count = measure([sys.executable, "-c", DUCKDB_READ, str(log)])
     n = int(count.strip())
     for engine in engines:
