@@ -192,7 +192,6 @@ def access_log_to_contract(record: Mapping[str, Any], raw: bytes | None) -> dict
 # --- OpenAI Batch API -------------------------------------------------------------------------
 
 
-
 def _dict(value: Any) -> dict[str, Any]:
     return value if type(value) is dict else {}
 

@@ -154,7 +154,7 @@ def message_content(content: Any, where: str, budget: Budget) -> str | list[dict
 
 
 def parse_messages(body: Mapping[str, Any], roles: Mapping[str, str], max_messages: int,
-              budget: Budget) -> list[dict[str, Any]]:
+                   budget: Budget) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise wrong("messages", "an array", messages)
