@@ -13,26 +13,49 @@ Every list on the page is capped; the CSV outputs hold the complete verdicts.
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-import numpy as np
-import plotly.io as pio
 import pyarrow as pa
 import pyarrow.compute as pc
 from plotly.offline import get_plotlyjs
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from distillguard.reasons import REASONS
+from distillguard.report.data import (  # noqa: F401  (with the names users import from here)
+    MAX_MODELS,
+    OTHER_MODELS,
+    Activity,
+    cluster_members,
+    group_activity,
+    has_signals,
+    ranked_clusters,
+    ranked_flagged,
+    rows_of,
+    time_bucket,
+)
+from distillguard.report.figures import (  # noqa: F401  (with the names users import from here)
+    MAX_GRAPH_NODES,
+    activity_spec,
+    cluster_graph_spec,
+    figure_html,
+    spring_layout,
+)
+from distillguard.report.markup import (  # noqa: F401  (with the names users import from here)
+    REASON_DESCRIPTIONS,
+    SAMPLE_CHARS,
+    count_cell,
+    esc,
+    kv_table,
+    more_note,
+    num,
+    reason_chips,
+    risk_cell,
+    table_html,
+    truncate,
+)
 from distillguard.scoring.model import REASON_OF_FEATURE
-from distillguard.signals.capability import CAPABILITIES
 
 if TYPE_CHECKING:
     from distillguard.engines.local import AnalysisResult
@@ -41,20 +64,9 @@ TOP_ACCOUNTS = 20  # flagged accounts with a detailed section
 TOP_CLUSTERS = 10  # clusters with a detailed section
 MAX_TABLE_ROWS = 1000  # rows of the flagged-accounts and clusters tables
 MAX_MEMBERS_LISTED = 50  # members named in a cluster section
-MAX_GRAPH_NODES = 150  # accounts drawn in a cluster graph (highest risk first)
-MAX_GRAPH_EDGES = 2000  # links drawn in a cluster graph (heaviest first)
-MAX_LINK_KINDS = 6  # distinct link kinds given their own colour; the rest are "other"
-MAX_MODELS = 8  # models given their own colour in a timeline; the rest are "other"
 MAX_SAMPLES = 5  # sample prompts shown per account
-SAMPLE_CHARS = 300  # characters kept of each sample prompt
-HOURLY_MAX_DAYS = 31  # beyond this window, timelines count exchanges per day instead of per hour
 MAX_EVAL_DEPTH = 5  # nesting levels of the evaluation rendered as tables
 MAX_EVAL_ROWS = 500  # rows rendered of any list in the evaluation
-
-# One line per reason code, for an analyst checking a verdict.
-REASON_DESCRIPTIONS: dict[str, str] = {r.code: r.description for r in REASONS}
-
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
@@ -99,400 +111,6 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
 
 
 # ---------------------------------------------------------------------------------------------
-# Escaping and small HTML pieces
-
-
-def esc(value: object) -> str:
-    """Text for HTML element content or a quoted attribute; None is empty."""
-    return "" if value is None else html.escape(str(value), quote=True)
-
-
-def plot_label(value: object) -> str:
-    """Text for a plotly label: plotly.js reads tags and entities in labels, so escape them."""
-    return html.escape("" if value is None else str(value), quote=False)
-
-
-def truncate(text: str, limit: int = SAMPLE_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _num(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return esc(value)
-
-
-def _count_cell(value: int | None) -> str:
-    return f'<td class="num" data-sort="{int(value or 0)}">{_num(value)}</td>'
-
-
-def _risk_cell(risk: float | None, threshold: float) -> str:
-    cls = "risk high" if risk is not None and risk > threshold else "risk"
-    shown = "—" if risk is None else f"{risk:.3f}"
-    return f'<td class="num {cls}" data-sort="{risk or 0:.6f}">{shown}</td>'
-
-
-def _reason_chips(reasons: str | None) -> str:
-    """Reason codes as chips; a known code links to its explanation, anything else is plain text."""
-    chips = []
-    for code in (reasons or "").split(";"):
-        code = code.strip()
-        if not code:
-            continue
-        if code in REASON_DESCRIPTIONS:
-            chips.append(
-                f'<a class="chip" href="#reason-{code}" title="{esc(REASON_DESCRIPTIONS[code])}">{code}</a>'
-            )
-        else:
-            chips.append(f'<span class="chip">{esc(code)}</span>')
-    return "".join(chips)
-
-
-def _table(header: Sequence[str], rows: Iterable[str], *, sortable: bool = False) -> str:
-    """A table from escaped header names and pre-rendered `<tr>` rows."""
-    cls = ' class="sortable"' if sortable else ""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _kv_table(pairs: Iterable[tuple[str, str]]) -> str:
-    """Two-column table of escaped labels and pre-rendered values."""
-    return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in pairs) + "</table>"
-
-
-def _more_note(shown: int, total: int, what: str) -> str:
-    if total <= shown:
-        return ""
-    return f'<p class="muted">Showing {shown:,} of {total:,} {what}; the CSV outputs list them all.</p>'
-
-
-# ---------------------------------------------------------------------------------------------
-# Data from the result tables
-
-
-def _rows(table: pa.Table, columns: Sequence[str]) -> list[dict[str, Any]]:
-    present = [c for c in columns if c in table.column_names]
-    return table.select(present).to_pylist()
-
-
-def ranked_flagged(accounts: pa.Table) -> pa.Table:
-    """Flagged accounts, highest risk first (ties by account id so the page is reproducible)."""
-    flagged = accounts.filter(pc.fill_null(accounts.column("flagged"), False))
-    return flagged.sort_by([("risk", "descending"), ("account_id", "ascending")])
-
-
-def ranked_clusters(clusters: pa.Table) -> pa.Table:
-    return clusters.sort_by([("risk", "descending"), ("cluster_id", "ascending")])
-
-
-def cluster_members(accounts: pa.Table, cluster_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Members of each cluster, highest risk first."""
-    if not cluster_ids:
-        return {}
-    mask = pc.is_in(accounts.column("cluster_id"), value_set=pa.array(cluster_ids, pa.string()))
-    members = accounts.filter(pc.fill_null(mask, False)).sort_by(
-        [("risk", "descending"), ("account_id", "ascending")]
-    )
-    out: dict[str, list[dict[str, Any]]] = {c: [] for c in cluster_ids}
-    for row in _rows(members, ("account_id", "cluster_id", "risk", "flagged", "n_exchanges")):
-        out[row["cluster_id"]].append(row)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Activity from the signals table
-
-
-@dataclass
-class Activity:
-    """Exchanges of one account or cluster: counts per time bucket and model, and per capability."""
-
-    series: dict[str, dict[datetime, int]] = field(default_factory=lambda: defaultdict(dict))
-    capabilities: dict[str, int] = field(default_factory=dict)
-
-
-def capability_name(code: int | None) -> str:
-    if code is None:
-        return "unknown"
-    return CAPABILITIES[code] if 0 <= code < len(CAPABILITIES) else f"code {code}"
-
-
-def has_signals(con: duckdb.DuckDBPyConnection) -> bool:
-    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'signals'").fetchall()
-    return bool(found[0][0])
-
-
-def time_bucket(con: duckdb.DuckDBPyConnection) -> tuple[str, datetime | None, datetime | None]:
-    """'hour' or 'day' depending on the length of the analysed window, and the window itself."""
-    first, last = con.execute(
-        "SELECT timezone('UTC', min(ts)), timezone('UTC', max(ts)) FROM signals"
-    ).fetchall()[0]
-    if first is None or last is None:
-        return "hour", None, None
-    return ("hour" if (last - first).days <= HOURLY_MAX_DAYS else "day"), first, last
-
-
-OTHER_MODELS = "other models"
-
-
-def group_activity(
-    con: duckdb.DuckDBPyConnection, groups: Mapping[str, str], bucket: str
-) -> dict[str, Activity]:
-    """Activity per group for `groups` (account id -> group key), in two grouped queries.
-
-    Each group keeps its `MAX_MODELS - 1` busiest models by name and sums the rest as
-    `OTHER_MODELS`: model names come from the client, so their number is not bounded otherwise.
-    """
-    if not groups:
-        return {}
-    if bucket not in ("hour", "day"):  # interpolated into the SQL below
-        raise ValueError(f"unknown time bucket {bucket!r}")
-    name = "report_groups"
-    con.register(name, pa.table({"account_id": list(groups), "grp": list(groups.values())}))
-    try:
-        timeline = con.execute(
-            f"""
-            WITH x AS (
-                SELECT g.grp, s.model, date_trunc('{bucket}', timezone('UTC', s.ts)) AS t
-                FROM signals s JOIN {name} g USING (account_id)
-            ),
-            ranked AS (
-                SELECT grp, model,
-                       row_number() OVER (PARTITION BY grp ORDER BY count(*) DESC, model) AS rk
-                FROM x GROUP BY grp, model
-            )
-            SELECT x.grp, x.t, CASE WHEN r.rk < {MAX_MODELS} THEN x.model END AS model,
-                   r.rk >= {MAX_MODELS} AS other, count(*) AS n
-            FROM x JOIN ranked r ON x.grp = r.grp AND x.model IS NOT DISTINCT FROM r.model
-            GROUP BY ALL ORDER BY x.t
-            """
-        ).fetchall()
-        capability = con.execute(
-            f"SELECT g.grp, s.capability, count(*) AS n FROM signals s JOIN {name} g USING (account_id) "
-            "GROUP BY ALL ORDER BY n DESC"
-        ).fetchall()
-    finally:
-        con.unregister(name)
-    out: dict[str, Activity] = defaultdict(Activity)
-    for grp, t, model, other, n in timeline:
-        points = out[grp].series[OTHER_MODELS if other else (model or "(none)")]
-        points[t] = points.get(t, 0) + n
-    for grp, code, n in capability:
-        cap = out[grp].capabilities
-        label = capability_name(code)
-        cap[label] = cap.get(label, 0) + n
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-
-
-def figure_html(spec: dict[str, Any], div_id: str) -> str:
-    """A figure as a div and its Plotly.newPlot call (plotly.js itself is embedded once in <head>).
-
-    Figures are plain specs, not graph objects: building graph objects costs tens of milliseconds
-    each in validation, which would dominate the report's time. Tests validate the specs instead.
-    plotly's JSON encoder escapes <, > and / in the data.
-    """
-    return pio.to_html(
-        spec,
-        validate=False,
-        full_html=False,
-        include_plotlyjs=False,
-        config=_PLOT_CONFIG,
-        div_id=div_id,
-        default_width="100%",
-    )
-
-
-def _subplot_title(text: str, x: float) -> dict[str, Any]:
-    return {
-        "text": text,
-        "x": x,
-        "y": 1.0,
-        "xref": "paper",
-        "yref": "paper",
-        "xanchor": "center",
-        "yanchor": "bottom",
-        "showarrow": False,
-        "font": {"size": 13},
-    }
-
-
-def activity_spec(activity: Activity, bucket: str) -> dict[str, Any]:
-    """Exchanges per time bucket stacked by model (a pivot to a new model shows as a change of
-    colour), beside the capability mix."""
-    data: list[dict[str, Any]] = []
-    # Busiest model first, so colours follow the traffic and a new model stands out.
-    models = sorted(activity.series, key=lambda m: (m == OTHER_MODELS, -sum(activity.series[m].values()), m))
-    for model in models:
-        points = activity.series[model]
-        times = sorted(points)
-        data.append(
-            {
-                "type": "bar",
-                "x": times,
-                "y": [points[t] for t in times],
-                "name": plot_label(model),
-                "xaxis": "x",
-                "yaxis": "y",
-            }
-        )
-    caps = sorted(activity.capabilities.items(), key=lambda kv: kv[1])
-    data.append(
-        {
-            "type": "bar",
-            "orientation": "h",
-            "x": [n for _, n in caps],
-            "y": [plot_label(c) for c, _ in caps],
-            "name": "exchanges",
-            "showlegend": False,
-            "marker": {"color": "#8c6bb1"},
-            "xaxis": "x2",
-            "yaxis": "y2",
-        }
-    )
-    return {
-        "data": data,
-        "layout": {
-            "barmode": "stack",
-            "bargap": 0.05,
-            "height": 340,
-            "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
-            "xaxis": {"domain": [0.0, 0.62], "anchor": "y"},
-            "yaxis": {"anchor": "x", "title": {"text": "exchanges"}},
-            "xaxis2": {"domain": [0.78, 1.0], "anchor": "y2"},
-            "yaxis2": {"anchor": "x2", "automargin": True},
-            "legend": {"orientation": "h", "y": -0.18},
-            "annotations": [
-                _subplot_title(f"exchanges per {bucket} (UTC), by model", 0.31),
-                _subplot_title("capability mix", 0.89),
-            ],
-        },
-    }
-
-
-def spring_layout(n: int, pairs: np.ndarray, iterations: int = 80) -> np.ndarray:
-    """2-D positions by Fruchterman-Reingold: linked accounts pull together, all accounts push apart.
-
-    Starts from a circle with each connected component on its own arc, so the result is
-    deterministic and components begin apart. A weak pull to the centre keeps separate components
-    on screen.
-    """
-    if n == 0:
-        return np.zeros((0, 2))
-    adj = np.zeros((n, n))
-    if len(pairs):
-        adj[pairs[:, 0], pairs[:, 1]] = 1.0
-        adj[pairs[:, 1], pairs[:, 0]] = 1.0
-    np.fill_diagonal(adj, 0.0)
-    _, component = connected_components(coo_matrix(adj), directed=False)
-    order = np.argsort(component, kind="stable")
-    angle = np.empty(n)
-    angle[order] = 2 * np.pi * np.arange(n) / n
-    pos = np.column_stack([np.cos(angle), np.sin(angle)])
-    k = 1.0 / np.sqrt(n)  # ideal distance between linked accounts in a unit-sized drawing
-    step = 0.1
-    for _ in range(iterations):
-        delta = pos[:, None, :] - pos[None, :, :]
-        dist = np.maximum(np.linalg.norm(delta, axis=-1), 1e-3)
-        # Repulsion k²/d for every pair, attraction d²/k along links, both along delta/d.
-        force = k * k / dist**2 - adj * dist / k
-        disp = (delta * force[..., None]).sum(axis=1) - 0.1 * pos
-        length = np.maximum(np.linalg.norm(disp, axis=1, keepdims=True), 1e-9)
-        pos += disp / length * np.minimum(length, step)
-        step *= 0.95
-    return pos
-
-
-def _kinds_text(kinds: object) -> str:
-    if isinstance(kinds, list | tuple):
-        return ", ".join(str(k) for k in kinds)
-    return "" if kinds is None else str(kinds)
-
-
-def cluster_graph_spec(
-    members: Sequence[Mapping[str, Any]], edges: Sequence[Mapping[str, Any]]
-) -> dict[str, Any] | None:
-    """The cluster's accounts (coloured by risk) and the links between them (coloured by kind);
-    None when no link joins two drawn members."""
-    shown = members[:MAX_GRAPH_NODES]
-    index = {m["account_id"]: i for i, m in enumerate(shown)}
-    inside = [e for e in edges if e["account_a"] in index and e["account_b"] in index]
-    inside.sort(key=lambda e: -(e.get("weight") or 0.0))
-    inside = inside[:MAX_GRAPH_EDGES]
-    if not inside:
-        return None
-    pairs = np.array([(index[e["account_a"]], index[e["account_b"]]) for e in inside], dtype=np.int64)
-    pos = spring_layout(len(shown), pairs)
-    by_kind: dict[str, list[int]] = defaultdict(list)
-    for i, e in enumerate(inside):
-        by_kind[_kinds_text(e.get("kinds")) or "link"].append(i)
-    ranked = sorted(by_kind, key=lambda k: (-len(by_kind[k]), k))
-    if len(ranked) > MAX_LINK_KINDS:
-        rest = [i for k in ranked[MAX_LINK_KINDS - 1 :] for i in by_kind[k]]
-        by_kind = {k: by_kind[k] for k in ranked[: MAX_LINK_KINDS - 1]} | {"other links": rest}
-    data: list[dict[str, Any]] = []
-    for kind, idx in by_kind.items():
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for a, b in pairs[idx]:
-            xs += [float(pos[a, 0]), float(pos[b, 0]), None]
-            ys += [float(pos[a, 1]), float(pos[b, 1]), None]
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "x": xs,
-                "y": ys,
-                "line": {"width": 1},
-                "opacity": 0.6,
-                "name": plot_label(kind),
-                "hoverinfo": "skip",
-            }
-        )
-    data.append(
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "x": pos[:, 0].tolist(),
-            "y": pos[:, 1].tolist(),
-            "name": "accounts",
-            "marker": {
-                "size": 11,
-                "color": [m.get("risk") or 0.0 for m in shown],
-                "colorscale": "Reds",
-                "cmin": 0.0,
-                "cmax": 1.0,
-                "line": {"width": 1, "color": "#444"},
-                "colorbar": {"title": {"text": "risk"}, "thickness": 12},
-            },
-            "text": [f"{plot_label(m['account_id'])}<br>risk {m.get('risk') or 0:.3f}" for m in shown],
-            "hoverinfo": "text",
-        }
-    )
-    return {
-        "data": data,
-        "layout": {
-            "height": 420,
-            "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-            "title": {"text": "links between member accounts", "font": {"size": 13}},
-            "xaxis": {"visible": False},
-            "yaxis": {"visible": False, "scaleanchor": "x"},
-            "legend": {"orientation": "h", "y": -0.02},
-            "plot_bgcolor": "white",
-        },
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # Sections
 
 
@@ -501,24 +119,24 @@ def _summary_section(
 ) -> str:
     rejected = result.rejected or {}
     pairs = [
-        ("exchanges analysed", _num(result.n_exchanges)),
-        ("duplicate request ids ignored", _num(result.n_duplicates)),
-        ("records rejected", _num(sum(rejected.values()))),
+        ("exchanges analysed", num(result.n_exchanges)),
+        ("duplicate request ids ignored", num(result.n_duplicates)),
+        ("records rejected", num(sum(rejected.values()))),
     ]
     pairs += [
-        (f"rejected: {reason}", _num(count))
+        (f"rejected: {reason}", num(count))
         for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1])[:10]
     ]
     first, last = window
     if first is not None and last is not None:
         pairs.append(("window (UTC)", f"{esc(first.isoformat())} → {esc(last.isoformat())}"))
     pairs += [
-        ("accounts", _num(result.accounts.num_rows)),
-        ("flagged accounts", _num(n_flagged)),
-        ("clusters", _num(result.clusters.num_rows)),
+        ("accounts", num(result.accounts.num_rows)),
+        ("flagged accounts", num(n_flagged)),
+        ("clusters", num(result.clusters.num_rows)),
         ("risk threshold (flag above)", f"{result.threshold:.4f}"),
     ]
-    return f'<section id="summary"><h2>Summary</h2>{_kv_table(pairs)}</section>'
+    return f'<section id="summary"><h2>Summary</h2>{kv_table(pairs)}</section>'
 
 
 def _flagged_section(
@@ -528,7 +146,7 @@ def _flagged_section(
         return '<section id="flagged"><h2>Flagged accounts</h2><p>No account scored above the threshold.</p></section>'
     rows = []
     columns = ("account_id", "n_exchanges", "risk", "reasons", "cluster_id")
-    for rank, row in enumerate(_rows(flagged.slice(0, MAX_TABLE_ROWS), columns), start=1):
+    for rank, row in enumerate(rows_of(flagged.slice(0, MAX_TABLE_ROWS), columns), start=1):
         account = row["account_id"]
         name = f'<span class="id">{esc(account)}</span>'
         if account in detail:
@@ -539,14 +157,14 @@ def _flagged_section(
             cluster_cell = f'<a href="#cluster-{cluster_anchor[cluster]}">{cluster_cell}</a>'
         rows.append(
             f'<tr><td class="num" data-sort="{rank}">{rank}</td><td>{name}</td>'
-            f"{_count_cell(row.get('n_exchanges'))}{_risk_cell(row['risk'], threshold)}"
-            f'<td>{_reason_chips(row.get("reasons"))}</td><td class="id">{cluster_cell}</td></tr>'
+            f"{count_cell(row.get('n_exchanges'))}{risk_cell(row['risk'], threshold)}"
+            f'<td>{reason_chips(row.get("reasons"))}</td><td class="id">{cluster_cell}</td></tr>'
         )
-    table = _table(("#", "account", "exchanges", "risk", "reasons", "cluster"), rows, sortable=True)
+    table = table_html(("#", "account", "exchanges", "risk", "reasons", "cluster"), rows, sortable=True)
     return (
         f'<section id="flagged"><h2>Flagged accounts</h2>'
         f'<p class="muted">Click a column header to sort.</p>{table}'
-        f"{_more_note(min(flagged.num_rows, MAX_TABLE_ROWS), flagged.num_rows, 'flagged accounts')}</section>"
+        f"{more_note(min(flagged.num_rows, MAX_TABLE_ROWS), flagged.num_rows, 'flagged accounts')}</section>"
     )
 
 
@@ -557,7 +175,7 @@ def _feature_rows(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     for code in codes:
         for feature, mapped in REASON_OF_FEATURE.items():
             if mapped == code and feature in row and row[feature] is not None:
-                pairs.append((f"{code}: {feature}", _num(float(row[feature]))))
+                pairs.append((f"{code}: {feature}", num(float(row[feature]))))
     return pairs
 
 
@@ -582,15 +200,15 @@ def _account_card(
         cluster_html = f'<a href="#cluster-{cluster_anchor[cluster]}">{cluster_html}</a>'
     facts = [
         ("risk", f"{row['risk']:.3f} (threshold {threshold:.3f})"),
-        ("exchanges", _num(row.get("n_exchanges"))),
+        ("exchanges", num(row.get("n_exchanges"))),
         ("cluster", cluster_html),
-        ("reasons", _reason_chips(row.get("reasons")) or "—"),
+        ("reasons", reason_chips(row.get("reasons")) or "—"),
         *_feature_rows(row),
     ]
     plot = figure or '<p class="muted">No exchange signals available for this account.</p>'
     return (
         f'<div class="card" id="account-{i}"><h3>{i + 1}. <span class="id">{esc(row["account_id"])}</span></h3>'
-        f"{_kv_table(facts)}{plot}{_samples_html(samples)}</div>"
+        f"{kv_table(facts)}{plot}{_samples_html(samples)}</div>"
     )
 
 
@@ -618,7 +236,7 @@ def _accounts_detail_section(
 def _clusters_table(clusters: pa.Table, anchor: Mapping[str, int]) -> str:
     rows = []
     columns = ("cluster_id", "n_accounts", "n_exchanges", "risk", "capabilities", "reasons")
-    for row in _rows(clusters.slice(0, MAX_TABLE_ROWS), columns):
+    for row in rows_of(clusters.slice(0, MAX_TABLE_ROWS), columns):
         cid = row["cluster_id"]
         name = f'<span class="id">{esc(cid)}</span>'
         if cid in anchor:
@@ -626,14 +244,14 @@ def _clusters_table(clusters: pa.Table, anchor: Mapping[str, int]) -> str:
         risk = row.get("risk")
         rows.append(
             f"<tr><td>{name}</td>"
-            f"{_count_cell(row.get('n_accounts'))}{_count_cell(row.get('n_exchanges'))}"
-            f'<td class="num risk" data-sort="{float(risk or 0):.6f}">{_num(risk)}</td>'
-            f"<td>{esc(row.get('capabilities'))}</td><td>{_reason_chips(row.get('reasons'))}</td></tr>"
+            f"{count_cell(row.get('n_accounts'))}{count_cell(row.get('n_exchanges'))}"
+            f'<td class="num risk" data-sort="{float(risk or 0):.6f}">{num(risk)}</td>'
+            f"<td>{esc(row.get('capabilities'))}</td><td>{reason_chips(row.get('reasons'))}</td></tr>"
         )
-    table = _table(
+    table = table_html(
         ("cluster", "accounts", "exchanges", "risk", "capabilities", "reasons"), rows, sortable=True
     )
-    return table + _more_note(min(clusters.num_rows, MAX_TABLE_ROWS), clusters.num_rows, "clusters")
+    return table + more_note(min(clusters.num_rows, MAX_TABLE_ROWS), clusters.num_rows, "clusters")
 
 
 def _members_html(members: Sequence[Mapping[str, Any]], detail: Mapping[str, int]) -> str:
@@ -669,11 +287,11 @@ def _clusters_section(
     for i, row in enumerate(top):
         cid = row["cluster_id"]
         facts = [
-            ("accounts", _num(row.get("n_accounts"))),
-            ("exchanges", _num(row.get("n_exchanges"))),
-            ("risk", _num(row.get("risk"))),
+            ("accounts", num(row.get("n_accounts"))),
+            ("exchanges", num(row.get("n_exchanges"))),
+            ("risk", num(row.get("risk"))),
             ("capabilities", esc(row.get("capabilities")) or "—"),
-            ("reasons", _reason_chips(row.get("reasons")) or "—"),
+            ("reasons", reason_chips(row.get("reasons")) or "—"),
         ]
         act = activity.get(cid)
         timeline = figure_html(activity_spec(act, bucket), f"fig-cluster-{i}") if act else ""
@@ -681,7 +299,7 @@ def _clusters_section(
         graph = figure_html(graph_spec, f"fig-graph-{i}") if graph_spec else ""
         cards.append(
             f'<div class="card" id="cluster-{i}"><h3>Cluster <span class="id">{esc(cid)}</span></h3>'
-            f"{_kv_table(facts)}{timeline}{graph}{_members_html(members.get(cid, []), detail)}</div>"
+            f"{kv_table(facts)}{timeline}{graph}{_members_html(members.get(cid, []), detail)}</div>"
         )
     return (
         f'<section id="clusters"><h2>Clusters</h2>{_clusters_table(clusters, anchor)}'
@@ -722,7 +340,7 @@ def _reasons_section() -> str:
     return (
         '<section id="reasons"><h2>Reason codes</h2>'
         "<p>Each flagged account lists the codes that raised its risk most, strongest first.</p>"
-        f"{_table(('code', 'meaning', 'features'), rows)}</section>"
+        f"{table_html(('code', 'meaning', 'features'), rows)}</section>"
     )
 
 
@@ -737,28 +355,28 @@ def _is_scalar(value: object) -> bool:
 def render_value(value: object, depth: int = 0) -> str:
     """Scalars as text, dicts as two-column tables, lists of dicts as tables with one row each."""
     if _is_scalar(value):
-        return _num(value)
+        return num(value)
     if depth >= MAX_EVAL_DEPTH:
         return '<span class="muted">…</span>'
     if isinstance(value, Mapping):
-        return _kv_table((str(k), render_value(v, depth + 1)) for k, v in value.items())
+        return kv_table((str(k), render_value(v, depth + 1)) for k, v in value.items())
     if isinstance(value, list | tuple):
         items = list(value[:MAX_EVAL_ROWS])
-        more = _more_note(len(items), len(value), "rows")
+        more = more_note(len(items), len(value), "rows")
         if items and all(isinstance(v, Mapping) for v in items):
             header = list(dict.fromkeys(k for v in items for k in v))
             rows = [
                 "<tr>" + "".join(f"<td>{render_value(v.get(h), depth + 1)}</td>" for h in header) + "</tr>"
                 for v in items
             ]
-            return _table([str(h) for h in header], rows) + more
+            return table_html([str(h) for h in header], rows) + more
         return ", ".join(render_value(v, depth + 1) for v in items) + more
     return esc(value)
 
 
 def _evaluation_section(evaluation: Mapping[str, Any]) -> str:
-    scalars = [(str(k), _num(v)) for k, v in evaluation.items() if _is_scalar(v)]
-    parts = [_kv_table(scalars)] if scalars else []
+    scalars = [(str(k), num(v)) for k, v in evaluation.items() if _is_scalar(v)]
+    parts = [kv_table(scalars)] if scalars else []
     for key, value in evaluation.items():
         if not _is_scalar(value):
             parts.append(f"<h3>{esc(key)}</h3>{render_value(value, 1)}")
@@ -781,7 +399,7 @@ def render_report(
     flagged = ranked_flagged(result.accounts)
     top_accounts = flagged.slice(0, TOP_ACCOUNTS).to_pylist()
     clusters = ranked_clusters(result.clusters)
-    top_clusters = _rows(clusters.slice(0, TOP_CLUSTERS), clusters.column_names)
+    top_clusters = rows_of(clusters.slice(0, TOP_CLUSTERS), clusters.column_names)
     cluster_anchor = {row["cluster_id"]: i for i, row in enumerate(top_clusters)}
     detail = {row["account_id"]: i for i, row in enumerate(top_accounts)}
     members = cluster_members(result.accounts, list(cluster_anchor))
