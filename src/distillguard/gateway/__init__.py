@@ -1,7 +1,9 @@
 """The online gateway: a reverse proxy for OpenAI- and Anthropic-compatible model APIs that enforces
 policy decisions inline (CONTRACT section 4), and a stand-in upstream for tests and demos.
 
-`app` (the proxy), `translate` (pure wire-format work), `keys` (API keys and accounts), `standin`
+`app` (the proxy), `coalesce` (detection once per turn of the loop), `headers` (client address and
+header rules), `observe` (audit log and metrics), `translate` (pure wire-format work, reading bodies
+with `distillguard.wire`), `keys` (API keys and accounts), `standin`
 (the stand-in provider), `server` (uvicorn settings) and `command` (the `gateway` and `standin`
 commands). Submodules are not imported here so that importing one piece does not pull in the web
 stack.

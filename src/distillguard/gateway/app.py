@@ -16,21 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -38,7 +35,24 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from distillguard import __version__
-from distillguard.errors import InputError, StateUnavailableError
+from distillguard.errors import InputError
+from distillguard.gateway.coalesce import (
+    Coalescer,
+    Detector,
+)
+from distillguard.gateway.headers import (
+    CLIENT_CLOSED,
+    MAX_USER_AGENT,
+    REQUEST_ID_HEADER,
+    client_ip,
+    is_trusted,
+    parse_address,
+    parse_networks,
+    refusal,
+    returned_headers,
+    rfc3339_ms,
+    upstream_headers,
+)
 from distillguard.gateway.keys import (
     Credential,
     CredentialError,
@@ -47,6 +61,10 @@ from distillguard.gateway.keys import (
     identify,
     install_log_redaction,
     request_credential,
+)
+from distillguard.gateway.observe import (
+    AuditLog,
+    new_metrics,
 )
 from distillguard.gateway.translate import (
     ANTHROPIC,
@@ -82,46 +100,13 @@ from distillguard.policy.decision import (
     STATE_UNAVAILABLE,
     Decision,
     DegradeSpec,
-    failure_decision,
 )
-from distillguard.policy.policy import DEFAULT_ON_DETECTOR_ERROR, DEFAULT_ON_STATE_UNAVAILABLE, FAILURE_MODES
+from distillguard.policy.policy import DEFAULT_ON_DETECTOR_ERROR, DEFAULT_ON_STATE_UNAVAILABLE
 
 logger = logging.getLogger("distillguard.gateway")
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-# Requests assessed in one call at most; more wait for the next turn of the loop.
-MAX_BATCH = 256
-REQUEST_ID_HEADER = "x-distillguard-request-id"
-MAX_USER_AGENT = 512
-MAX_FORWARDED_HOPS = 32
-# 499 is nginx's "client closed request": the status recorded when the client left before the end.
-CLIENT_CLOSED = 499
-
-# Headers that describe one connection, not the message: never passed across the proxy.
-_HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
-    b"te", b"trailer", b"transfer-encoding", b"upgrade",
-})
-_NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
-# What a client says about its own address: believed (and passed on) only from a trusted proxy.
-_CLIENT_ADDRESS_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded"})
-# The body may be rewritten (degrade) and is always sent decoded, so length and encoding are ours.
-_NOT_RETURNED = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
-
-
-class Detector(Protocol):
-    """What the gateway needs from detection and policy. Both calls take the requests that arrived
-    together, in arrival order (see `Coalescer`). A detector whose `asynchronous` attribute is true
-    also has `assess_many_async` and `complete_many_async`, which the gateway awaits instead; one
-    with a `policy` attribute gives the failure modes (`Policy.on_detector_error`, ...)."""
-
-    def assess_many(self, records: Sequence[dict[str, Any]], now: float) -> list[Decision]: ...
-
-    def complete_many(self, records: Sequence[dict[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -144,341 +129,6 @@ class GatewayConfig:
     max_messages: int = DEFAULT_MAX_MESSAGES  # per request, 400 above (before any detection work)
     max_parts: int = DEFAULT_MAX_PARTS  # content parts per request, all messages and system together
 
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
-    networks = []
-    for cidr in cidrs:
-        try:
-            networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
-        except ValueError:
-            raise InputError(f"not an IP network (CIDR): {cidr!r}") from None
-    return tuple(networks)
-
-
-def _address(text: str) -> Address | None:
-    text = text.strip()
-    if text.startswith("["):  # [v6]:port
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:  # v4:port
-        text = text.partition(":")[0]
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _trusted(address: Address, networks: Sequence[Network]) -> bool:
-    return any(address.version == net.version and address in net for net in networks)
-
-
-def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str | None:
-    """The client's address: the socket peer, or, when the peer is a trusted proxy, the right-most
-    X-Forwarded-For hop that is not itself a trusted proxy. Hops left of that are the client's own
-    claims and are ignored."""
-    address = _address(peer) if peer else None
-    if address is None:
-        return peer
-    if not forwarded_for or not _trusted(address, trusted):
-        return str(address)
-    hops = [hop for header in forwarded_for for hop in header.split(",")][-MAX_FORWARDED_HOPS:]
-    for hop in reversed(hops):
-        hop_address = _address(hop)
-        if hop_address is None:  # garbage in the chain: believe nothing further left
-            break
-        address = hop_address
-        if not _trusted(address, trusted):
-            break
-    return str(address)
-
-
-def upstream_headers(raw: Iterable[tuple[bytes, bytes]], peer: str | None = None,
-                     peer_trusted: bool = False) -> list[tuple[bytes, bytes]]:
-    """The client's headers as forwarded: the key unchanged, connection headers dropped, and an
-    uncompressed response asked for (the gateway reads usage out of it).
-
-    With `peer` (the socket peer's address), `X-Forwarded-For` is rewritten as a proxy does: the
-    peer appended to the chain when the peer is a trusted proxy, and otherwise the peer alone
-    (with `X-Real-IP` and `Forwarded` dropped), since anything an untrusted client wrote there is
-    its own claim. The upstream can then trust the right-most entry."""
-    raw = list(raw)
-    listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
-              for token in value.split(b",")}
-    dropped = _NOT_FORWARDED | listed
-    if peer is not None:
-        dropped = dropped | _CLIENT_ADDRESS_HEADERS if not peer_trusted else dropped | {b"x-forwarded-for"}
-    headers = [(name, value) for name, value in raw if name.lower() not in dropped]
-    if peer is not None:
-        chain = [value.strip() for name, value in raw if name.lower() == b"x-forwarded-for"] if peer_trusted else []
-        headers.append((b"x-forwarded-for", b", ".join([*(c for c in chain if c), peer.encode("latin-1")])))
-    headers.append((b"accept-encoding", b"identity"))
-    return headers
-
-
-def returned_headers(raw: Iterable[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers as returned: connection headers dropped, those the
-    upstream's own `Connection` header names included (they describe its hop, not the answer)."""
-    raw = list(raw)
-    listed = {token.strip().lower() for name, value in raw if name.lower() == b"connection"
-              for token in value.split(b",")}
-    headers = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_RETURNED | listed]
-    headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
-    return headers
-
-
-def rfc3339_ms(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def refusal(decision: Decision) -> tuple[int, str, str, dict[str, str]]:
-    """(status, message, code, headers) for a refused request. Names only the rule, nothing internal."""
-    if decision.rule in FAILURE_RULES:  # fail closed: not the customer's fault, so not a policy refusal
-        return (503, "The request could not be checked right now; retry shortly.", "detection_unavailable",
-                {"retry-after": "1"})
-    if decision.action == "block":
-        return 403, f"This account is blocked by policy (rule: {decision.rule[:100]}).", "account_blocked", {}
-    if decision.retry_after is not None:
-        seconds = max(1, math.ceil(decision.retry_after))
-        return (429, f"Too many requests for this account; retry after {seconds} seconds.",
-                "rate_limit_exceeded", {"retry-after": str(seconds)})
-    return (403, "Requests to reconstruct the model's hidden reasoning are declined. "
-                 "Ask for the answer itself instead.", "reasoning_extraction_declined", {})
-
-
-# ---------------------------------------------------------------- audit and metrics
-
-
-class AuditLog:
-    """One JSON line per request. Lines are flushed as written: a few microseconds each, short enough
-    for the event loop at gateway rates, and nothing is lost if the process dies."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._fh: IO[bytes] | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("ab", buffering=1 << 16)
-
-    @property
-    def enabled(self) -> bool:
-        return self._fh is not None
-
-    def write(self, entry: dict[str, Any]) -> None:
-        if self._fh is None:
-            return
-        try:
-            line = orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
-            self._fh.write(line)
-            self._fh.flush()
-        except (OSError, TypeError) as exc:  # a full disk must not take the API down; say so loudly instead
-            logger.error("audit write failed: %s", exc)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-@dataclass(frozen=True)
-class Metrics:
-    registry: CollectorRegistry
-    requests: Counter
-    decisions: Counter
-    overhead: Histogram
-    request_seconds: Histogram
-    batch_size: Histogram
-
-
-def new_metrics() -> Metrics:
-    """Metrics in an app-local registry, so several gateways (tests, replicas in one process) never clash."""
-    registry = CollectorRegistry()
-    return Metrics(
-        registry=registry,
-        requests=Counter("distillguard_requests_total", "Requests by API and returned status.",
-                         ["api", "status"], registry=registry),
-        decisions=Counter("distillguard_decisions_total", "Policy decisions by action.", ["action"],
-                          registry=registry),
-        overhead=Histogram("distillguard_overhead_seconds",
-                           "Time spent in the gateway itself (parsing, detection, decision, stream handling), "
-                           "upstream excluded.",
-                           buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
-                           registry=registry),
-        request_seconds=Histogram("distillguard_request_seconds", "Total request time, upstream included.",
-                                  ["api"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-                                                    30, 60, 120, 300),
-                                  registry=registry),
-        batch_size=Histogram("distillguard_assess_batch_size", "Requests assessed together (see Coalescer).",
-                             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=registry),
-    )
-
-
-# ---------------------------------------------------------------- detection, once per turn of the loop
-
-
-class Coalescer:
-    """Hands the detector every request that arrived in one turn of the event loop at once.
-
-    Detection costs far less per request on many requests than on one (one pass of the signal code
-    and one model call for all of them), and a busy gateway has many requests arriving together: the
-    first one schedules a flush for the end of the current turn, the others join it. An idle gateway
-    sees batches of one and no added wait. Each request is still decided on the account state that
-    includes it and every request before it. Completions (usage read from answers) are folded in
-    the same way, without anyone waiting for them.
-
-    A failure affects only the requests it is about. When a batch fails, each of its requests is
-    assessed again alone, so one request the detector cannot handle gets the failure decision and
-    the others their own decisions (a poisoned request must not switch detection off for the rest of
-    its batch). A state store that does not answer (`StateUnavailableError`) fails every request
-    alike, so the whole batch gets the failure decision at once instead of waiting out the store
-    once per request. Failure decisions follow the policy's `on_detector_error` and
-    `on_state_unavailable` (refuse or allow).
-
-    A detector with asynchronous methods (`assess_many_async`, `complete_many_async`, used when its
-    state is in Redis) is awaited by one runner task, one batch after the other: requests arriving
-    meanwhile join the next batch, and the event loop stays free while the store answers.
-    """
-
-    def __init__(self, detector: Detector, metrics: Metrics, max_batch: int = MAX_BATCH, *,
-                 on_detector_error: str = DEFAULT_ON_DETECTOR_ERROR,
-                 on_state_unavailable: str = DEFAULT_ON_STATE_UNAVAILABLE) -> None:
-        for mode in (on_detector_error, on_state_unavailable):
-            if mode not in FAILURE_MODES:
-                raise InputError(f"failure mode must be one of {', '.join(FAILURE_MODES)}, got {mode!r}")
-        self.detector = detector
-        self.metrics = metrics
-        self.max_batch = max_batch
-        self.failed = {DETECTOR_ERROR: failure_decision(DETECTOR_ERROR, on_detector_error),
-                       STATE_UNAVAILABLE: failure_decision(STATE_UNAVAILABLE, on_state_unavailable)}
-        self._async = bool(getattr(detector, "asynchronous", False))
-        self._assess: list[tuple[dict[str, Any], asyncio.Future[Decision]]] = []
-        self._complete: list[dict[str, Any]] = []
-        self._scheduled = False
-        self._runner: asyncio.Task[None] | None = None
-
-    async def assess(self, record: dict[str, Any]) -> Decision:
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._assess.append((record, future))
-        self._schedule()
-        return await future
-
-    def complete(self, record: dict[str, Any]) -> None:
-        self._complete.append(record)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if self._async:
-            if self._runner is None or self._runner.done():
-                # Starts at the next turn of the loop: everything arriving in this one joins it.
-                self._runner = asyncio.get_running_loop().create_task(self._run())
-        elif not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _take(self) -> tuple[list[tuple[dict[str, Any], asyncio.Future[Decision]]], list[dict[str, Any]]]:
-        batch, self._assess = self._assess[: self.max_batch], self._assess[self.max_batch:]
-        done, self._complete = self._complete[: self.max_batch], self._complete[self.max_batch:]
-        if batch:
-            self.metrics.batch_size.observe(len(batch))
-        return batch, done
-
-    @staticmethod
-    def _resolve(batch: list[tuple[dict[str, Any], asyncio.Future[Decision]]], decisions: list[Decision]) -> None:
-        for (_, future), decision in zip(batch, decisions, strict=True):
-            if not future.done():  # its request may have been cancelled meanwhile
-                future.set_result(decision)
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, done = self._take()
-        if self._assess or self._complete:
-            self._schedule()
-        if done:
-            self._complete_sync(done)
-        if batch:
-            self._resolve(batch, self._decide_sync([record for record, _ in batch], time.time()))
-
-    def _complete_sync(self, records: list[dict[str, Any]]) -> None:
-        try:
-            self.detector.complete_many(records)
-        except StateUnavailableError as exc:
-            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
-        except Exception:
-            if len(records) == 1:
-                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
-                return
-            for record in records:
-                self._complete_sync([record])
-
-    def _failed(self, records: list[dict[str, Any]], exc: Exception) -> list[Decision] | None:
-        """Decisions for an assessment that raised `exc` (called from its except block), or None
-        when the batch should be assessed again one request at a time."""
-        if isinstance(exc, StateUnavailableError):
-            logger.warning("state store unavailable for %d requests: %s", len(records), exc)
-            return [self.failed[STATE_UNAVAILABLE]] * len(records)
-        if len(records) == 1:
-            logger.exception("detector failed on request %s", records[0].get("request_id"))
-            return [self.failed[DETECTOR_ERROR]]
-        logger.warning("detector failed on a batch of %d requests; assessing each alone", len(records))
-        return None
-
-    @staticmethod
-    def _checked(decisions: Sequence[Decision], records: list[dict[str, Any]]) -> list[Decision]:
-        if len(decisions) != len(records):
-            raise RuntimeError(f"{len(decisions)} decisions for {len(records)} requests")
-        return list(decisions)
-
-    def _decide_sync(self, records: list[dict[str, Any]], now: float) -> list[Decision]:
-        try:
-            return self._checked(self.detector.assess_many(records, now), records)
-        except Exception as exc:
-            failed = self._failed(records, exc)
-            if failed is not None:
-                return failed
-        return [decision for record in records for decision in self._decide_sync([record], now)]
-
-    async def _run(self) -> None:
-        detector: Any = self.detector
-        while self._assess or self._complete:
-            batch, done = self._take()
-            try:
-                if done:
-                    await self._complete_async(detector, done)
-                if batch:
-                    records = [record for record, _ in batch]
-                    self._resolve(batch, await self._decide_async(detector, records, time.time()))
-            except Exception:  # never leave a request waiting on a runner that died
-                logger.exception("assessment runner failed on %d requests", len(batch))
-                self._resolve(batch, [self.failed[DETECTOR_ERROR]] * len(batch))
-
-    async def _complete_async(self, detector: Any, records: list[dict[str, Any]]) -> None:
-        try:
-            await detector.complete_many_async(records)
-        except StateUnavailableError as exc:
-            logger.warning("state store unavailable; usage of %d requests not recorded: %s", len(records), exc)
-        except Exception:
-            if len(records) == 1:
-                logger.exception("detector.complete_many failed on request %s", records[0].get("request_id"))
-                return
-            for record in records:
-                await self._complete_async(detector, [record])
-
-    async def _decide_async(self, detector: Any, records: list[dict[str, Any]], now: float) -> list[Decision]:
-        try:
-            return self._checked(await detector.assess_many_async(records, now), records)
-        except Exception as exc:
-            failed = self._failed(records, exc)
-            if failed is not None:
-                return failed
-        return [d for record in records for d in await self._decide_async(detector, [record], now)]
-
-    async def aclose(self) -> None:
-        if self._runner is not None and not self._runner.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._runner), 2.0)
 
 
 # ---------------------------------------------------------------- one exchange
@@ -671,10 +321,10 @@ class Gateway:
         if scope.get("query_string"):
             path_qs += "?" + scope["query_string"].decode("latin-1")
         peer = request.client.host if request.client else None
-        address = _address(peer) if peer else None
+        address = parse_address(peer) if peer else None
         headers = upstream_headers(forwarded_headers(request.headers.raw, credential),
                                    peer=str(address) if address is not None else peer,
-                                   peer_trusted=address is not None and _trusted(address, self.networks))
+                                   peer_trusted=address is not None and is_trusted(address, self.networks))
         ex.overhead += time.perf_counter() - ex.started
         disconnected, reply = await run_until_disconnect(
             request.receive, lambda: self.upstream.call(path_qs, headers, raw))
@@ -905,3 +555,4 @@ class GatewayApp:
 
 
 __all__ = ["Detector", "GatewayApp", "GatewayConfig", "create_admin_app", "create_app"]
+
