@@ -38,7 +38,9 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
     `ru_maxrss` of RUSAGE_CHILDREN is the largest single descendant so far (signal workers
     included), so jobs are run smallest first."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     seconds = time.perf_counter() - start
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, proc.stdout
 
