@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,14 @@ def test_unusable_input_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "missing.jsonl" in lines[0], proc.stderr
+
+
+def test_running_out_of_duckdb_memory_is_a_one_line_error_naming_the_setting(tmp_path):
+    exe = Path(sys.executable).parent / "distillguard"
+    log = Path(__file__).parent / "fixtures" / "ingest" / "contract.jsonl"
+    env = {**os.environ, "DISTILLGUARD_DUCKDB_MEMORY": "1MB"}
+    proc = subprocess.run([str(exe), "analyze", str(log), "--out", str(tmp_path / "o"), "--quiet"],
+                          capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "allocate" in lines[0] and "DISTILLGUARD_DUCKDB_MEMORY" in lines[0]

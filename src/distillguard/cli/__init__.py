@@ -69,5 +69,17 @@ def main() -> None:
     except DistillguardError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        import duckdb  # only now: `--help` need not load it
+
+        # Out of memory surfaces as OutOfMemoryException, or as a failed commit that could not allocate.
+        if not (isinstance(exc, duckdb.OutOfMemoryException)
+                or (isinstance(exc, duckdb.Error) and "allocate" in str(exc).split("\n", 1)[0])):
+            raise
+        # One line, not a traceback: what ran out and the setting that gives it more.
+        first = str(exc).splitlines()[0]
+        err_console.print(f"[bold red]error:[/] {first} (DuckDB's memory limit is set by "
+                          "DISTILLGUARD_DUCKDB_MEMORY, default 1GB)", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 

@@ -50,8 +50,9 @@ class AnalysisResult:
     scoring_link: LinkResult | None = None
 
 
-# DuckDB spills to disk beyond this, keeping the whole analysis within the 2 GiB memory aim.
-DUCKDB_MEMORY_LIMIT = "1GB"
+# DuckDB spills to disk beyond this, keeping the whole analysis within the 2 GiB memory aim. A
+# machine with more memory can give it more (DISTILLGUARD_DUCKDB_MEMORY, e.g. "4GB").
+DUCKDB_MEMORY_LIMIT = os.environ.get("DISTILLGUARD_DUCKDB_MEMORY", "1GB")
 
 
 def open_store(db_path: Path | None) -> duckdb.DuckDBPyConnection:

@@ -118,25 +118,29 @@ def _incidence_selects() -> list[str]:
         f"SELECT aid, {k['email_domain']} AS kind, hash(lower(email_domain)) AS key, 1 AS n, 0 AS ne "
         "FROM _lk_acct WHERE email_domain IS NOT NULL"
     )
+    # A card on file counts even for an account whose exchanges do not carry it: added where absent.
     selects.append(
         f"SELECT aid, {k['payment']} AS kind, hash(payment_fingerprint) AS key, 0 AS n, 0 AS ne "
-        "FROM _lk_acct WHERE payment_fingerprint IS NOT NULL"
+        "FROM _lk_acct a WHERE payment_fingerprint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _lk_inc i "
+        f"WHERE i.aid = a.aid AND i.kind = {k['payment']} AND i.key = hash(a.payment_fingerprint))"
     )
     return selects
 
 
-def _incidence_sql(cfg: LinkConfig) -> str:
+def _incidence_sql(cfg: LinkConfig) -> list[str]:
+    """Statements that build `_lk_inc`, one kind at a time.
+
+    Kinds never share a row (the kind is part of the key), so each is aggregated and appended on its
+    own: one union of all of them grouped at once held every kind's hash table together and ran out
+    of DuckDB's memory limit at 4M exchanges."""
     creation_s = cfg.creation_bin_minutes * 60
     creation = (
         f"SELECT aid, {KIND_ID['creation']} AS kind, hash(epoch(created_at)::BIGINT // {creation_s}) AS key,"
         " 1 AS n, 0 AS ne FROM _lk_acct WHERE created_at IS NOT NULL"
     )
-    union = "\nUNION ALL\n".join([*_incidence_selects(), creation])
-    return f"""
-    CREATE OR REPLACE TEMP TABLE _lk_inc AS
-    SELECT aid, kind::UTINYINT AS kind, key, sum(n)::INTEGER AS n, sum(ne)::INTEGER AS ne
-    FROM ({union}) GROUP BY ALL
-    """
+    create = ("CREATE OR REPLACE TEMP TABLE _lk_inc "
+              "(aid INTEGER, kind UTINYINT, key UBIGINT, n INTEGER, ne INTEGER)")
+    return [create, *(f"INSERT INTO _lk_inc {select}" for select in [*_incidence_selects(), creation])]
 
 
 def _kinds_sql(cfg: LinkConfig) -> str:
@@ -304,7 +308,8 @@ def build_graph(con: duckdb.DuckDBPyConnection, cfg: LinkConfig) -> None:
         for sql in _prepare_sql(cfg):
             con.execute(sql)
         con.execute(_kinds_sql(cfg))
-        con.execute(_incidence_sql(cfg))
+        for sql in _incidence_sql(cfg):
+            con.execute(sql)
         con.execute(_bucket_sql(cfg))
         con.execute(_pair_sql(cfg))
         con.execute(_edge_sql(cfg))
