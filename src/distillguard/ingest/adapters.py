@@ -25,7 +25,7 @@ import orjson
 
 from distillguard.ingest.normalise import MAX_MESSAGES, MAX_PARTS, Rejected, datetime_ms
 from distillguard.wire import openai
-from distillguard.wire.common import RequestError
+from distillguard.wire.common import RequestError, as_dict
 
 FORMATS = ("auto", "contract", "access-log", "openai-batch")
 
@@ -192,15 +192,11 @@ def access_log_to_contract(record: Mapping[str, Any], raw: bytes | None) -> dict
 # --- OpenAI Batch API -------------------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if type(value) is dict else {}
-
-
 def _metadata(request: Mapping[str, Any], output: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        **_dict(output.get("metadata")),
-        **_dict(request.get("metadata")),
-        **_dict(_dict(request.get("body")).get("metadata")),
+        **as_dict(output.get("metadata")),
+        **as_dict(request.get("metadata")),
+        **as_dict(as_dict(request.get("body")).get("metadata")),
     }
 
 
@@ -234,8 +230,8 @@ def _request_fields(request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _output_fields(output: Mapping[str, Any]) -> dict[str, Any]:
-    response = _dict(output.get("response"))
-    body = _dict(response.get("body"))
+    response = as_dict(output.get("response"))
+    body = as_dict(response.get("body"))
     created = body.get("created")
     fields: dict[str, Any] = {
         "status": response.get("status_code"),
@@ -278,7 +274,7 @@ def openai_batch_to_contract(
     if "ts" not in fields:
         ts = metadata.get("ts", metadata.get("timestamp"))
         if ts is None:
-            error = _dict(output.get("error"))
+            error = as_dict(output.get("error"))
             why = (
                 f"the output line is an error: {error.get('code')}"
                 if error
@@ -287,7 +283,7 @@ def openai_batch_to_contract(
             raise Rejected("unmappable", f"ts ({why})")
         fields["ts"] = ts
     custom_id = request.get("custom_id", output.get("custom_id"))
-    response = _dict(output.get("response"))
+    response = as_dict(output.get("response"))
     fields["request_id"] = output.get("id") or response.get("request_id") or custom_id
     fields["account_id"] = account
     fields["custom_id"] = custom_id

@@ -36,12 +36,8 @@ def classify_with(
     n_images: np.ndarray,
 ) -> np.ndarray:
     """``classify_capability`` with an explicit scorer (used by training to evaluate a fresh model)."""
-    tools = np.asarray(n_tools)
-    images = np.asarray(n_images)
-    if not (len(tools) == len(images) == len(prompts)):
-        raise ValueError(f"{len(prompts)} prompts but {len(tools)} tool counts and {len(images)} image counts")
     texts, prompt_row, system_row = request_texts(prompts, systems)
-    return _codes(scorer, texts, prompt_row, system_row, tools, images)
+    return _codes(scorer, texts, prompt_row, system_row, n_tools, n_images)
 
 
 def _codes(
@@ -49,9 +45,13 @@ def _codes(
     texts: list[str],
     prompt_row: np.ndarray,
     system_row: np.ndarray,
-    tools: np.ndarray,
-    images: np.ndarray,
+    n_tools: np.ndarray,
+    n_images: np.ndarray,
 ) -> np.ndarray:
+    tools = np.asarray(n_tools)
+    images = np.asarray(n_images)
+    if not (len(tools) == len(images) == len(prompt_row)):
+        raise ValueError(f"{len(prompt_row)} prompts but {len(tools)} tool counts and {len(images)} image counts")
     cols = scorer.model.columns(HEAD)
     text_logits = scorer.score(texts)[0][:, cols]
     logits = text_logits[prompt_row] + text_logits[system_row] + scorer.model.intercepts[cols]
@@ -77,8 +77,4 @@ def classify_request_texts(
 ) -> np.ndarray:
     """``classify_capability`` of requests already reduced by ``textmodel.request_texts``, so that a
     caller that also scores elicitation splits and scores the texts once for both."""
-    tools = np.asarray(n_tools)
-    images = np.asarray(n_images)
-    if not (len(tools) == len(images) == len(prompt_row) == len(system_row)):
-        raise ValueError(f"{len(prompt_row)} requests but {len(tools)} tool counts and {len(images)} image counts")
-    return _codes(shipped_scorer(), texts, prompt_row, system_row, tools, images)
+    return _codes(shipped_scorer(), texts, prompt_row, system_row, n_tools, n_images)
