@@ -120,3 +120,38 @@ def test_running_out_of_duckdb_memory_is_a_one_line_error_naming_the_setting(tmp
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "allocate" in lines[0] and "DISTILLGUARD_DUCKDB_MEMORY" in lines[0]
+
+
+PARENT = """
+import os, sys
+from distillguard.engines.local import _signal_pool
+
+if __name__ == "__main__":
+    with _signal_pool(1) as pool:
+        print(pool.submit(os.getpid).result(), flush=True)
+        sys.stdin.read()
+"""
+
+
+def test_signal_workers_leave_when_their_parent_is_killed(tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    assert Path(f"/proc/{worker}").exists()  # alive while its parent is
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    status = Path(f"/proc/{worker}/status")
+    while time.monotonic() < deadline:
+        try:
+            if "State:\tZ" in status.read_text():  # exited, not yet reaped by its new parent
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("signal worker still running 10 s after its parent was killed")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -94,13 +96,29 @@ def signal_workers(input_bytes: int) -> int:
     return (os.cpu_count() or 1) if input_bytes >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1 else 0
 
 
+def _watch_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: leave when the parent is gone.
+
+    A killed parent (SIGKILL, an OOM kill) never shuts its pool down, and the idle workers would
+    otherwise wait on their queue for ever.
+    """
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 @contextmanager
 def _signal_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     if workers <= 0:
         yield None
         return
     # `spawn`: the parent holds a DuckDB connection and its threads, which must not be forked.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         yield pool
 
 
