@@ -19,6 +19,19 @@ per campaign of a simulated world (with its ground truth):
     .venv/bin/python benchmarks/containment_bound.py [--scenarios adaptive medium] [--seed 1]
 
 Worlds are read from (or simulated into) `--work`/SCENARIO-SEED, as `evaluate_containment.py` does.
+
+With `--worlds` (either generator, as `benchmarks/worlds.py` names them) it prints instead the
+*first-evidence bound* per campaign: the leak of a detector that contains every account at the
+first of its exchanges carrying an extraction signal (an elicitation probability above 0.5) and
+not one exchange earlier, while an account that never shows one leaks everything. It is what
+acting on each account's own request evidence, without patience and without cross-account
+knowledge, would leak; the target for evasive campaigns is the replay's leak within 2x of it.
+Next to it: the replay's leak (its `actions.csv` from `evaluate_containment.py --worlds`), their
+ratio, and, where the world's `exchange_truth.csv.gz` says which exchanges were harvest, the
+leaked share of harvest and of ordinary exchanges apart. `--since-days D` counts only exchanges
+sent after the detector had run D days (warm start), for the bound and the replay alike.
+
+    .venv/bin/python benchmarks/containment_bound.py --worlds worldgen:evasive:322 --since-days 3
 """
 
 from __future__ import annotations
@@ -37,7 +50,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_containment import world
+from evaluate_containment import WORLDS, log_start_ms, world
+from worlds import World, generate, log_files, read_truth
 
 from distillguard.behaviour.features import ENTRY_POINT_TIERS
 from distillguard.evaluate.containment import CONTAINING
@@ -172,12 +186,127 @@ def markdown(title: str, campaigns: Mapping[str, Group], legit: Mapping[str, Gro
     return "\n".join(lines)
 
 
+@dataclass
+class Bound:
+    """One campaign's exchanges: counted, leaked under the first-evidence bound and in the replay."""
+
+    accounts: int = 0
+    exchanges: int = 0
+    bound: int = 0
+    replay: int = 0
+    harvest: int = 0
+    harvest_replay: int = 0
+    ordinary: int = 0
+    ordinary_replay: int = 0
+
+
+def campaign_exchanges(folder: Path, campaign_of: Mapping[str, str]) -> dict[str, list[tuple[int, str, dict]]]:
+    """Each campaign account's exchanges as (ts, request id, record), in time order."""
+    out: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
+    for log in log_files(folder):
+        opener = gzip.open if log.suffix == ".gz" else open
+        with opener(log, "rb") as fh:
+            for line in fh:
+                record = orjson.loads(line)
+                if record.get("account_id") in campaign_of:
+                    out[record["account_id"]].append((epoch_ms(record["ts"], "ts"), record["request_id"], record))
+    for rows in out.values():
+        rows.sort(key=lambda row: row[0])
+    return out
+
+
+def harvest_flags(folder: Path) -> dict[str, bool] | None:
+    path = folder / "exchange_truth.csv.gz"
+    if not path.exists():
+        return None
+    with gzip.open(path, "rt", newline="") as fh:
+        return {row["request_id"]: row["harvest"] == "1" for row in csv.DictReader(fh)}
+
+
+def first_contained(actions: Path) -> dict[str, int]:
+    """Account -> exchanges it sent before its first containing action."""
+    out: dict[str, int] = {}
+    for row in read_csv(actions):
+        if row["action"] in CONTAINING:
+            before = int(row["exchanges_before"])
+            out[row["account_id"]] = min(before, out.get(row["account_id"], before))
+    return out
+
+
+def bounds(folder: Path, actions: Path | None, since_ms: int | None) -> dict[str, Bound]:
+    campaign_of = {a: c for a, (is_campaign, _, c, _) in read_truth(folder).items() if is_campaign}
+    per_account = campaign_exchanges(folder, campaign_of)
+    harvest = harvest_flags(folder)
+    contained = first_contained(actions) if actions else {}
+    out: dict[str, Bound] = defaultdict(Bound)
+    for account, rows in per_account.items():
+        hits = extraction_signal([record for _, _, record in rows])
+        first_hit = hits.index(True) if True in hits else len(rows)
+        replay_at = contained.get(account, len(rows))
+        b = out[campaign_of[account]]
+        b.accounts += since_ms is None or rows[-1][0] >= since_ms
+        for i, (ts, request_id, _) in enumerate(rows):
+            if since_ms is not None and ts < since_ms:
+                continue
+            b.exchanges += 1
+            b.bound += i < first_hit
+            b.replay += i < replay_at
+            if harvest is not None:
+                if harvest.get(request_id, False):
+                    b.harvest += 1
+                    b.harvest_replay += i < replay_at
+                else:
+                    b.ordinary += 1
+                    b.ordinary_replay += i < replay_at
+    return dict(out)
+
+
+def share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def bound_markdown(title: str, rows: Mapping[str, Bound], replayed: bool) -> str:
+    head = "| campaign | accounts | exchanges | first-evidence bound |"
+    rule = "|---|---|---|---|"
+    if replayed:
+        head += " replay | replay / bound | harvest leaked (replay) | ordinary leaked (replay) |"
+        rule += "---|---|---|---|"
+    lines = [f"**{title}**", "", head, rule]
+    for name, b in sorted(rows.items()):
+        line = f"| {name} | {b.accounts:,} | {b.exchanges:,} | {share(b.bound, b.exchanges)} |"
+        if replayed:
+            ratio = f"{b.replay / b.bound:.2f}x" if b.bound else ("–" if not b.replay else "inf")
+            line += (f" {share(b.replay, b.exchanges)} | {ratio} | {share(b.harvest_replay, b.harvest)} | "
+                     f"{share(b.ordinary_replay, b.ordinary)} |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def world_bounds(spec: str, scale: float, work: Path, since_days: float) -> str:
+    w = World.parse(spec, scale)
+    folder = WORLDS / w.name
+    generate(w, folder)
+    actions = work / f"{w.name}-replay" / "actions.csv"
+    since_ms = min(map(log_start_ms, log_files(folder))) + int(since_days * _DAY_MS) if since_days else None
+    window = f", from day {since_days:g} on" if since_days else ""
+    return bound_markdown(f"{spec}{window}", bounds(folder, actions if actions.exists() else None, since_ms),
+                          actions.exists())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", nargs="+", default=["adaptive", "medium"])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("bench-out/containment"))
+    parser.add_argument("--worlds", nargs="*", default=[], help="first-evidence bounds of these worlds instead")
+    parser.add_argument("--world-scale", type=float, default=0.5)
+    parser.add_argument("--since-days", type=float, default=0.0)
     args = parser.parse_args()
+    if args.worlds:
+        print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+        for spec in args.worlds:
+            print(world_bounds(spec, args.world_scale, args.work, args.since_days) + "\n", flush=True)
+        return
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; budget {100 * BUDGET:g}% of each campaign's exchanges\n")
     for scenario in args.scenarios:
         sim = world(scenario, args.seed, args.work)

@@ -693,3 +693,35 @@ def test_ask_mix_counts_tasks_not_turns():
     assert counts[1].sum() == 0
     # With a gap shorter than the loop's turns, every exchange is its own task.
     assert ask_counts(con, 2, LinkConfig(task_gap_seconds=30)).toarray()[0].sum() == len(plan)
+
+
+def test_slot_diversity_counts_each_shared_keys_distinct_skeletons_exactly() -> None:
+    from collections import defaultdict
+
+    from distillguard.linking.graph import build_graph, drop_temp_tables
+
+    rng = random.Random(11)
+    rows = background(rng, 30) + hydra(rng, 8)
+    con = connect(rows)
+    # Far below what one HyperLogLog state per shared key needed; distinct pairs spill instead.
+    con.execute("SET memory_limit = '64MB'")
+    build_graph(con, LinkConfig())
+    got = {(kind, key): d for kind, key, d in con.execute("SELECT kind, key, d FROM _lk_bucket").fetchall()}
+    drop_temp_tables(con)
+
+    keyed = con.execute(
+        f"SELECT {KIND_ID['head']}, hash(frame_hash), skel_hash, account_id FROM signals WHERE frame_hash <> skel_hash "
+        f"UNION ALL SELECT {KIND_ID['tail']}, hash(tail_hash), skel_hash, account_id FROM signals "
+        f"WHERE tail_hash <> skel_hash "
+        f"UNION ALL SELECT {KIND_ID['near_duplicate']}, hash(band), skel_hash, account_id "
+        f"FROM (SELECT unnest(lsh) AS band, skel_hash, account_id FROM signals)"
+    ).fetchall()
+    skeletons, accounts, exchanges = defaultdict(set), defaultdict(set), defaultdict(int)
+    for kind, key, skel, account in keyed:
+        skeletons[kind, key].add(skel)
+        accounts[kind, key].add(account)
+        exchanges[kind, key] += 1
+    shared = [k for k in skeletons if len(accounts[k]) >= 2]
+    assert len(shared) > 50
+    for k in shared:
+        assert got[k] == pytest.approx(min(1.0, len(skeletons[k]) / exchanges[k])), k

@@ -153,25 +153,29 @@ def _kinds_sql(cfg: LinkConfig) -> str:
     )
 
 
-def _slot_diversity_sql() -> str:
-    """Distinct skeletons per head, tail, band and system key (approximate, HyperLogLog).
+def _slot_diversity_sql(shared: str) -> str:
+    """Distinct skeletons per head, tail, band and system key.
 
     A wrapper filled with different tasks is seen under many skeletons; an exact copy of one
     prompt (a public benchmark item, a popular question) under one. Only the former is a template.
+    Counted exactly (distinct pairs, then a count), over the keys in `shared` only: DuckDB cannot
+    spill HyperLogLog states, and one per shared band key ran a 1M-exchange log out of memory.
     """
     k = KIND_ID
+
+    def pairs(kind: str, key: str, where: str, source: str = "_lk_x") -> str:
+        return (f"SELECT {k[kind]} AS kind, {key} AS key, skel_hash FROM {source} "
+                f"WHERE {where} AND skel_hash IS NOT NULL AND {key} IN (SELECT key FROM {shared} WHERE kind = {k[kind]})")
+
+    bands = "(SELECT unnest(lsh) AS band, skel_hash FROM _lk_x WHERE lsh IS NOT NULL)"
     return f"""
-    SELECT {k["head"]} AS kind, hash(frame_hash) AS key, approx_count_distinct(skel_hash) AS n_skel
-    FROM _lk_x WHERE frame_hash <> skel_hash GROUP BY 2
-    UNION ALL
-    SELECT {k["tail"]}, hash(tail_hash), approx_count_distinct(skel_hash)
-    FROM _lk_x WHERE tail_hash <> skel_hash GROUP BY 2
-    UNION ALL
-    SELECT {k["system_prompt"]}, hash(sys_hash), approx_count_distinct(skel_hash)
-    FROM _lk_x WHERE sys_hash IS NOT NULL GROUP BY 2
-    UNION ALL
-    SELECT {k["near_duplicate"]}, hash(band), approx_count_distinct(skel_hash)
-    FROM (SELECT unnest(lsh) AS band, skel_hash FROM _lk_x WHERE lsh IS NOT NULL) GROUP BY 2
+    SELECT kind, key, count(*) AS n_skel
+    FROM (SELECT DISTINCT * FROM (
+        {pairs("head", "hash(frame_hash)", "frame_hash <> skel_hash")}
+        UNION ALL {pairs("tail", "hash(tail_hash)", "tail_hash <> skel_hash")}
+        UNION ALL {pairs("system_prompt", "hash(sys_hash)", "sys_hash IS NOT NULL")}
+        UNION ALL {pairs("near_duplicate", "hash(band)", "TRUE", bands)}))
+    GROUP BY kind, key
     """
 
 
@@ -197,7 +201,7 @@ def _bucket_sql(cfg: LinkConfig) -> str:
                             ELSE least(1.0, coalesce(d.n_skel / greatest(b.n_ex, 1), 1.0)) END AS d
                 FROM shared b
                 JOIN _lk_kinds k USING (kind)
-                LEFT JOIN ({_slot_diversity_sql()}) d USING (kind, key)))
+                LEFT JOIN ({_slot_diversity_sql('shared')}) d USING (kind, key)))
     """
 
 
