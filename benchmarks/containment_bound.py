@@ -50,11 +50,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_containment import WORLDS, log_start_ms, world
+from evaluate_containment import WORLDS, world
 from worlds import World, generate, log_files, read_truth
 
 from distillguard.behaviour.features import ENTRY_POINT_TIERS
-from distillguard.evaluate.containment import CONTAINING
+from distillguard.evaluate.containment import CONTAINING, read_actions
 from distillguard.ingest.normalise import epoch_ms, exchange_row
 from distillguard.signals.exchange import ELICITATION_COLUMNS, exchange_signal_rows
 
@@ -79,7 +79,7 @@ class Group:
     contained_first: int = 0
 
     def share(self, count: int) -> str:
-        return f"{100 * count / self.accounts:.1f}%" if self.accounts else "–"
+        return share(count, self.accounts)
 
 
 def first_records(log: Path, n: int) -> tuple[dict[str, list[dict]], dict[str, int]]:
@@ -111,10 +111,18 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def first_contained(actions: Path) -> dict[str, int]:
+    """Account -> exchanges it sent before its first containing action."""
+    out: dict[str, int] = {}
+    for row in read_actions(actions):
+        if row.action in CONTAINING:
+            out[row.account_id] = min(row.exchanges_before, out.get(row.account_id, row.exchanges_before))
+    return out
+
+
 def contained_at_first_request(actions: Path) -> set[str]:
     """Accounts whose first containing action came before any exchange of theirs went through."""
-    return {row["account_id"] for row in read_csv(actions)
-            if row["action"] in CONTAINING and int(row["exchanges_before"]) == 0}
+    return {account for account, before in first_contained(actions).items() if before == 0}
 
 
 def signup(accounts: Path) -> dict[str, dict]:
@@ -154,6 +162,10 @@ def groups(sim: Path, actions: Path | None) -> tuple[dict[str, Group], dict[str,
         group.unverified += info.get("verified") is False
         group.contained_first += account in contained
     return dict(campaigns), dict(legit)
+
+
+def share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
 
 
 def median(values: Iterable[int]) -> float:
@@ -200,19 +212,24 @@ class Bound:
     ordinary_replay: int = 0
 
 
-def campaign_exchanges(folder: Path, campaign_of: Mapping[str, str]) -> dict[str, list[tuple[int, str, dict]]]:
-    """Each campaign account's exchanges as (ts, request id, record), in time order."""
+def campaign_exchanges(folder: Path, campaign_of: Mapping[str, str]) -> tuple[dict[str, list[tuple[int, str, dict]]], int]:
+    """Each campaign account's exchanges as (ts, request id, record) in time order, and the log's first ts."""
     out: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
+    start = None
     for log in log_files(folder):
         opener = gzip.open if log.suffix == ".gz" else open
         with opener(log, "rb") as fh:
             for line in fh:
                 record = orjson.loads(line)
+                ts = epoch_ms(record["ts"], "ts")
+                start = ts if start is None else min(start, ts)
                 if record.get("account_id") in campaign_of:
-                    out[record["account_id"]].append((epoch_ms(record["ts"], "ts"), record["request_id"], record))
+                    out[record["account_id"]].append((ts, record["request_id"], record))
+    if start is None:
+        raise SystemExit(f"{folder}: empty log")
     for rows in out.values():
         rows.sort(key=lambda row: row[0])
-    return out
+    return out, start
 
 
 def harvest_flags(folder: Path) -> dict[str, bool] | None:
@@ -223,19 +240,11 @@ def harvest_flags(folder: Path) -> dict[str, bool] | None:
         return {row["request_id"]: row["harvest"] == "1" for row in csv.DictReader(fh)}
 
 
-def first_contained(actions: Path) -> dict[str, int]:
-    """Account -> exchanges it sent before its first containing action."""
-    out: dict[str, int] = {}
-    for row in read_csv(actions):
-        if row["action"] in CONTAINING:
-            before = int(row["exchanges_before"])
-            out[row["account_id"]] = min(before, out.get(row["account_id"], before))
-    return out
-
-
-def bounds(folder: Path, actions: Path | None, since_ms: int | None) -> dict[str, Bound]:
+def bounds(folder: Path, actions: Path | None, since_days: float) -> dict[str, Bound]:
+    """Per campaign; with `since_days`, only exchanges sent that many days after the log's start."""
     campaign_of = {a: c for a, (is_campaign, _, c, _) in read_truth(folder).items() if is_campaign}
-    per_account = campaign_exchanges(folder, campaign_of)
+    per_account, start = campaign_exchanges(folder, campaign_of)
+    since_ms = start + int(since_days * _DAY_MS) if since_days else None
     harvest = harvest_flags(folder)
     contained = first_contained(actions) if actions else {}
     out: dict[str, Bound] = defaultdict(Bound)
@@ -261,10 +270,6 @@ def bounds(folder: Path, actions: Path | None, since_ms: int | None) -> dict[str
     return dict(out)
 
 
-def share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "–"
-
-
 def bound_markdown(title: str, rows: Mapping[str, Bound], replayed: bool) -> str:
     head = "| campaign | accounts | exchanges | first-evidence bound |"
     rule = "|---|---|---|---|"
@@ -287,9 +292,8 @@ def world_bounds(spec: str, scale: float, work: Path, since_days: float) -> str:
     folder = WORLDS / w.name
     generate(w, folder)
     actions = work / f"{w.name}-replay" / "actions.csv"
-    since_ms = min(map(log_start_ms, log_files(folder))) + int(since_days * _DAY_MS) if since_days else None
     window = f", from day {since_days:g} on" if since_days else ""
-    return bound_markdown(f"{spec}{window}", bounds(folder, actions if actions.exists() else None, since_ms),
+    return bound_markdown(f"{spec}{window}", bounds(folder, actions if actions.exists() else None, since_days),
                           actions.exists())
 
 

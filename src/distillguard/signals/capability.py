@@ -50,8 +50,9 @@ def _codes(
 ) -> np.ndarray:
     tools = np.asarray(n_tools)
     images = np.asarray(n_images)
-    if not (len(tools) == len(images) == len(prompt_row)):
-        raise ValueError(f"{len(prompt_row)} prompts but {len(tools)} tool counts and {len(images)} image counts")
+    if not (len(tools) == len(images) == len(prompt_row) == len(system_row)):
+        raise ValueError(f"{len(prompt_row)} requests ({len(system_row)} system rows) but {len(tools)} tool counts "
+                         f"and {len(images)} image counts")
     cols = scorer.model.columns(HEAD)
     text_logits = scorer.score(texts)[0][:, cols]
     logits = text_logits[prompt_row] + text_logits[system_row] + scorer.model.intercepts[cols]
