@@ -41,7 +41,7 @@ import csv
 import gzip
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,21 +82,27 @@ class Group:
         return share(count, self.accounts)
 
 
+def timed_records(log: Path) -> Iterator[tuple[int, dict]]:
+    """(ts in ms, record) for each line of a contract JSONL log, gzipped or plain."""
+    opener = gzip.open if log.suffix == ".gz" else open
+    with opener(log, "rb") as fh:
+        for line in fh:
+            record = orjson.loads(line)
+            yield epoch_ms(record["ts"], "ts"), record
+
+
 def first_records(log: Path, n: int) -> tuple[dict[str, list[dict]], dict[str, int]]:
     """Each account's first `n` records by time, and its number of exchanges."""
     first: dict[str, list[tuple[int, dict]]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
-    with gzip.open(log, "rb") as fh:
-        for line in fh:
-            record = orjson.loads(line)
-            account = record["account_id"]
-            counts[account] += 1
-            kept = first[account]
-            ts = epoch_ms(record["ts"], "ts")
-            if len(kept) < n or ts < kept[-1][0]:
-                kept.append((ts, record))
-                kept.sort(key=lambda pair: pair[0])
-                del kept[n:]
+    for ts, record in timed_records(log):
+        account = record["account_id"]
+        counts[account] += 1
+        kept = first[account]
+        if len(kept) < n or ts < kept[-1][0]:
+            kept.append((ts, record))
+            kept.sort(key=lambda pair: pair[0])
+            del kept[n:]
     return {a: [r for _, r in kept] for a, kept in first.items()}, counts
 
 
@@ -217,14 +223,10 @@ def campaign_exchanges(folder: Path, campaign_of: Mapping[str, str]) -> tuple[di
     out: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
     start = None
     for log in log_files(folder):
-        opener = gzip.open if log.suffix == ".gz" else open
-        with opener(log, "rb") as fh:
-            for line in fh:
-                record = orjson.loads(line)
-                ts = epoch_ms(record["ts"], "ts")
-                start = ts if start is None else min(start, ts)
-                if record.get("account_id") in campaign_of:
-                    out[record["account_id"]].append((ts, record["request_id"], record))
+        for ts, record in timed_records(log):
+            start = ts if start is None else min(start, ts)
+            if record.get("account_id") in campaign_of:
+                out[record["account_id"]].append((ts, record["request_id"], record))
     if start is None:
         raise SystemExit(f"{folder}: empty log")
     for rows in out.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -15,6 +16,7 @@ from scipy.sparse import csr_matrix
 from distillguard.linking import CLUSTER_FEATURES, EDGE_KINDS, LinkConfig, link_accounts
 from distillguard.linking.cluster import NO_CLUSTER, communities, consolidate, signature_merges
 from distillguard.linking.config import KIND_ID
+from distillguard.linking.graph import build_graph, drop_temp_tables
 from distillguard.linking.link import Linker, _pool_attach_sql
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.capability import CAPABILITIES
@@ -696,10 +698,6 @@ def test_ask_mix_counts_tasks_not_turns():
 
 
 def test_slot_diversity_counts_each_shared_keys_distinct_skeletons_exactly() -> None:
-    from collections import defaultdict
-
-    from distillguard.linking.graph import build_graph, drop_temp_tables
-
     rng = random.Random(11)
     rows = background(rng, 30) + hydra(rng, 8)
     con = connect(rows)
