@@ -74,6 +74,9 @@ MODELS: dict[str, Callable[[Data], AccountModel]] = {
     "trees": fitter("trees"),
     "trees-balanced": fitter("trees-balanced"),
     "stumps": fitter("stumps"),
+    # Each round's stump chosen among a random tenth of the features, so that redundant evidence
+    # shares the weight (docs/scoring.md, "Spreading the weight"); not shipped.
+    "stumps-subsample": fitter("stumps", max_features=0.1),
     "evidence": fitter("evidence"),
     "evidence-3": fitter("evidence", max_logodds=3.0),
     "evidence-6": fitter("evidence", max_logodds=6.0),

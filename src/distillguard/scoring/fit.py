@@ -25,12 +25,12 @@ def scored_features(features: Sequence[str]) -> tuple[str, ...]:
 
 def fit_trees(x: np.ndarray, y: np.ndarray, features: Sequence[str], sample_weight: np.ndarray | None = None,
               *, max_iter: int = 300, max_leaf_nodes: int = 15, max_depth: int | None = None,
-              learning_rate: float = 0.05) -> TreeModel:
+              learning_rate: float = 0.05, max_features: float = 1.0) -> TreeModel:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     clf = HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, max_depth=max_depth,
-        l2_regularization=1.0,
+        l2_regularization=1.0, max_features=max_features,
         monotonic_cst=[SUSPICIOUS_DIRECTION.get(f, 1) for f in features], random_state=0,
     ).fit(x, y, sample_weight=sample_weight)
     model = TreeModel(features=tuple(features), trees=Trees.from_sklearn(clf),
