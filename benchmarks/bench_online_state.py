@@ -8,7 +8,7 @@ update, features, score, policy). Reports:
   number of accounts, apart from the fixed set of parsed states it keeps beside the last blobs,
   and the blob sizes (mean, max, and the format's bound `MAX_STATE_BYTES`);
 - time per exchange of `observe`, next to the batch path's per-exchange cost of the same step
-  (`FEATURE_SQL` + scoring over the whole log) in the same run.
+  (the batch fold of account states + scoring over the whole log) in the same run.
 
     .venv/bin/python benchmarks/bench_online_state.py [--scenario small] [--seed 7] [--scale 1.0]
 """
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.behaviour.features import account_features
-from distillguard.behaviour.online import MAX_STATE_BYTES
+from distillguard.behaviour.state import MAX_STATE_BYTES
 from distillguard.engines.local import load_side_tables, load_signals, open_store
 from distillguard.engines.online import LIVE_STATES, OnlineDetector, account_infos, release_list
 from distillguard.engines.state import MemoryStore

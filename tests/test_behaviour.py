@@ -1,4 +1,4 @@
-"""Account behaviour features computed in SQL from a hand-built signals table."""
+"""Account behaviour features of the batch fold, from a hand-built signals table."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -99,7 +99,7 @@ def test_missing_side_tables_give_neutral_account_features(features):
 
 def test_an_answer_cut_at_the_budget_counts_however_the_api_spells_it():
     """Anthropic says `max_tokens`, OpenAI chat `length`, OpenAI responses `max_output_tokens`."""
-    from distillguard.behaviour.online import AccountState
+    from distillguard.behaviour.state import AccountState
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -813,7 +813,7 @@ def test_a_state_store_outage_fails_open_for_the_whole_batch() -> None:
 
 
 def test_concurrent_requests_through_the_online_detector_are_all_counted(upstream: ServerThread) -> None:
-    from distillguard.behaviour.online import AccountState
+    from distillguard.behaviour.state import AccountState
     from distillguard.engines.online import OnlineDetector
 
     detector = OnlineDetector.create()

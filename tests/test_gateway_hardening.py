@@ -437,7 +437,7 @@ def test_a_redis_that_does_not_answer_does_not_freeze_the_gateway(upstream: Serv
             blob = RedisStore(client).get(account(KEY))
         finally:
             client.close()
-        from distillguard.behaviour.online import AccountState
+        from distillguard.behaviour.state import AccountState
 
         assert blob is not None and AccountState.from_bytes(blob).n == 3  # one through each gateway before the pause, one after
 
@@ -482,7 +482,7 @@ class GatekeeperUpstream:
 
 
 def test_a_flood_of_unknown_keys_cannot_evict_real_account_state() -> None:
-    from distillguard.behaviour.online import AccountState
+    from distillguard.behaviour.state import AccountState
     from distillguard.engines.online import OnlineDetector
 
     detector = OnlineDetector.create(max_accounts=20, probation_accounts=5)

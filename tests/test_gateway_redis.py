@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis
 
-from distillguard.behaviour.online import AccountState
+from distillguard.behaviour.state import AccountState
 from distillguard.engines.state import RedisStore
 
 BIN = Path(sys.executable).parent / "distillguard"

@@ -1,199 +1,109 @@
-"""Account behaviour: per-account features over the window, computed in DuckDB SQL.
+"""Account behaviour of a whole log: the `signals` table folded into one `AccountState` per account.
 
 Input is the `signals` table (one row per exchange, `distillguard.signals.exchange.SIGNALS_SCHEMA`)
-plus the optional `accounts` and `releases` side tables. Output is one row per account with the
-columns of `FEATURES`, the only account-level quantities the scorer sees.
-
-Every feature is a ratio, a log count or an entropy, so the same definitions work for a week of
-logs or a month, and for a provider with a thousand accounts or a million.
+plus the optional `accounts` and `releases` side tables. DuckDB reduces the table to each
+account's counters, histograms and top values in a few grouped scans; those become the same
+`AccountState` the gateway builds one exchange at a time, and `AccountState.features()` (the one
+definition of every account feature) gives one row per account with the columns of `FEATURES`.
 """
 
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
+from distillguard.behaviour.state import (  # noqa: F401  (feature constants, re-exported)
+    _N_CAP,
+    _N_ELICIT,
+    _NULL_KEY,
+    _TEMPLATE_COLUMNS,
+    BUDGET_STOP_REASONS,
+    DISTINCT_SLOTS,
+    ENTRY_POINT_TIERS,
+    FEATURES,
+    HEAVY_SLOTS,
+    HIGH_VALUE_CAPABILITIES,
+    MAX_DAYS,
+    MAX_RELEASES,
+    MIN_WINDOW_DAYS,
+    PRIOR_EXCHANGES,
+    AccountState,
+    DistinctCount,
+    HeavyHitters,
+    account_infos,
+    mix64_array,
+    release_list,
+    window_days,
+)
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
-from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS
 
-# Capability areas that a distiller buys the most value with (DESIGN.md: reasoning, agentic, coding...).
-HIGH_VALUE_CAPABILITIES = ("coding", "math", "agentic", "data_analysis", "vision", "reasoning")
-# Tiers reported as abused entry points: cheap or lightly verified programmes.
-ENTRY_POINT_TIERS = ("free", "education", "startup", "research", "trial")
-
-FEATURES: tuple[str, ...] = (
-    "log_exchanges",
-    "log_per_active_day",
-    "log_peak_hour",
-    "active_days_share",
-    "hour_entropy",
-    "gap_regularity",
-    *[f"{c}_share" for c in ELICITATION_COLUMNS],
-    "elicit_any_share",
-    "top_frame_share",
-    "top_tail_share",
-    "frame_diversity",
-    "top_skeleton_share",
-    "top_system_share",
-    "capability_entropy",
-    "high_value_share",
-    "single_turn_share",
-    "tool_turn_share",
-    "log_out_in_ratio",
-    "log_mean_output",
-    "max_tokens_stop_share",
-    "new_model_pivot",
-    "young_account",
-    "entry_point_tier",
-    "unverified",
-)
-
-_HIGH_VALUE_CODES = ", ".join(str(CAPABILITIES.index(c)) for c in HIGH_VALUE_CAPABILITIES if c in CAPABILITIES)
-_ENTRY_TIERS = ", ".join(f"'{t}'" for t in ENTRY_POINT_TIERS)
-# Stop reasons meaning "the answer hit the requested output budget", as the APIs spell it:
-# Anthropic `max_tokens`, OpenAI chat `length` (`finish_reason`), OpenAI responses `max_output_tokens`.
-BUDGET_STOP_REASONS = ("max_tokens", "length", "max_output_tokens")
-_BUDGET_STOPS = ", ".join(f"'{r}'" for r in BUDGET_STOP_REASONS)
-# Shares of rare events are shrunk towards zero by this many pseudo-exchanges, so that one odd
-# request of a three-request account is not read as "a third of its traffic is harvesting".
-PRIOR_EXCHANGES = 5
-# The observation window is read as at least this long, so that the first days of a log (or of a
-# gateway's life) do not make every account look active on all of its days.
-MIN_WINDOW_DAYS = 7
-
-
-def _shrunk_share(condition: str) -> str:
-    return f"sum(({condition})::DOUBLE) / (count(*) + {PRIOR_EXCHANGES})"
-
-
-_ELICIT_SHARES = ",\n        ".join(f"{_shrunk_share(f'{c} > 0.5')} AS {c}_share" for c in ELICITATION_COLUMNS)
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
 _ELICIT_ANY = " OR ".join(f"{c} > 0.5" for c in ELICITATION_COLUMNS)
+_BUDGET_STOPS = ", ".join(f"'{r}'" for r in BUDGET_STOP_REASONS)
+
+# Each account gets a dense index (`aid`, in account id order) that every later query returns, so
+# the per-account arrays below are filled by index rather than by dictionary lookups.
+_ACCOUNTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _bh_acc AS
+SELECT account_id, (row_number() OVER (ORDER BY account_id) - 1)::INTEGER AS aid,
+       count(*) AS n, epoch_ms(min(ts)) AS first_ts, epoch_ms(max(ts)) AS last_ts,
+       {", ".join(f"count(*) FILTER (WHERE {c} > 0.5) AS {c}" for c in ELICITATION_COLUMNS)},
+       count(*) FILTER (WHERE {_ELICIT_ANY}) AS elicit_any,
+       count(*) FILTER (WHERE coalesce(n_user, 0) <= 1 AND coalesce(n_messages, 0) <= 1) AS single_turn,
+       count(*) FILTER (WHERE coalesce(has_tool_turn, false) OR coalesce(n_tools, 0) > 0) AS tool_turn,
+       coalesce(sum(output_tokens), 0)::BIGINT AS out_tokens,
+       coalesce(sum(input_tokens), 0)::BIGINT AS in_tokens,
+       count(stop_reason) AS stop_known,
+       count(*) FILTER (WHERE stop_reason IN ({_BUDGET_STOPS})) AS stop_max_tokens
+FROM signals GROUP BY account_id
+"""
+
+_HOURS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _bh_hours AS
+SELECT aid, h, count(*) AS k
+FROM (SELECT account_id, epoch_ms(ts) // {_HOUR_MS} AS h FROM signals) JOIN _bh_acc USING (account_id)
+GROUP BY ALL
+"""
+
+_PEAKS_SQL = "SELECT aid, max(k), max(h), arg_max(k, h) FROM _bh_hours GROUP BY aid"
+_HOUR_OF_DAY_SQL = "SELECT aid, (h % 24)::INTEGER, sum(k)::BIGINT FROM _bh_hours GROUP BY ALL"
+_DAYS_SQL = f"""
+SELECT aid, list(d ORDER BY d)[1:{MAX_DAYS}]
+FROM (SELECT DISTINCT aid, h // 24 AS d FROM _bh_hours) GROUP BY aid
+"""
+_CAPABILITY_SQL = """
+SELECT aid, capability, count(*) FROM signals JOIN _bh_acc USING (account_id) GROUP BY ALL
+"""
+_GAPS_SQL = f"""
+SELECT aid, count(g), avg(g), var_pop(g)
+FROM (SELECT account_id, epoch_ms(ts) - lag(epoch_ms(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS g
+      FROM signals) JOIN _bh_acc USING (account_id)
+WHERE g < {_HOUR_MS}
+GROUP BY aid
+"""
 
 
-def _top_share_sql(column: str) -> str:
-    """Share of an account's exchanges that use its most common value of `column` (NULL counts)."""
+def _top_values_sql(column: str) -> str:
+    """Each account's `HEAVY_SLOTS` most used values of `column` with their exact counts."""
     return f"""
-    SELECT account_id, max(k) AS top_{column}, count(*) AS distinct_{column}
-    FROM (SELECT account_id, {column}, count(*) AS k FROM signals GROUP BY ALL)
-    GROUP BY account_id"""
+    SELECT aid, key, k FROM (
+        SELECT account_id, coalesce({column}, {_NULL_KEY}) AS key, count(*) AS k FROM signals GROUP BY ALL
+    ) JOIN _bh_acc USING (account_id)
+    QUALIFY row_number() OVER (PARTITION BY aid ORDER BY k DESC, key) <= {HEAVY_SLOTS}
+    """
 
 
-FEATURE_SQL = f"""
-WITH base AS (
-    SELECT
-        account_id,
-        count(*) AS n,
-        min(ts) AS first_ts,
-        count(DISTINCT date_trunc('day', ts)) AS active_days,
-        {_ELICIT_SHARES},
-        {_shrunk_share(_ELICIT_ANY)} AS elicit_any_share,
-        avg((capability IN ({_HIGH_VALUE_CODES}))::DOUBLE) AS high_value_share,
-        avg((n_user <= 1 AND n_messages <= 1)::DOUBLE) AS single_turn_share,
-        avg((has_tool_turn OR n_tools > 0)::DOUBLE) AS tool_turn_share,
-        sum(coalesce(output_tokens, 0)) AS out_tokens,
-        sum(coalesce(input_tokens, 0)) AS in_tokens,
-        avg(coalesce(output_tokens, 0)) AS mean_output,
-        avg((stop_reason IN ({_BUDGET_STOPS}))::DOUBLE) AS max_tokens_stop_share
-    FROM signals GROUP BY account_id
-),
-window_span AS (
-    SELECT greatest({MIN_WINDOW_DAYS}, datediff('day', min(ts), max(ts)) + 1) AS days FROM signals
-),
-hours AS (
-    SELECT account_id, max(k) AS peak_hour
-    FROM (SELECT account_id, date_trunc('hour', ts) AS h, count(*) AS k FROM signals GROUP BY ALL)
-    GROUP BY account_id
-),
-hour_of_day AS (
-    SELECT account_id, -sum(p * ln(p)) / ln(24) AS hour_entropy
-    FROM (
-        SELECT account_id, count(*) / sum(count(*)) OVER (PARTITION BY account_id) AS p
-        FROM signals GROUP BY account_id, hour(ts)
-    ) GROUP BY account_id
-),
-capability_mix AS (
-    SELECT account_id, -sum(p * ln(p)) / ln({len(CAPABILITIES)}) AS capability_entropy
-    FROM (
-        SELECT account_id, count(*) / sum(count(*)) OVER (PARTITION BY account_id) AS p
-        FROM signals GROUP BY account_id, capability
-    ) GROUP BY account_id
-),
-gaps AS (
-    -- Regularity of inter-arrival times within active stretches (gaps under an hour): machines
-    -- pacing requests have a low coefficient of variation, people and bursty jobs a high one.
-    SELECT account_id,
-           CASE WHEN count(g) >= 5 AND avg(g) > 0 THEN 1 / (1 + stddev_pop(g) / avg(g)) ELSE 0.5 END
-               AS gap_regularity
-    FROM (
-        SELECT account_id,
-               epoch_ms(ts) - lag(epoch_ms(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS g
-        FROM signals
-    )
-    WHERE g IS NULL OR g < 3600000
-    GROUP BY account_id
-),
-frames AS ({_top_share_sql("frame_hash")}),
-tails AS ({_top_share_sql("tail_hash")}),
-skels AS ({_top_share_sql("skel_hash")}),
-systems AS ({_top_share_sql("sys_hash")}),
-model_pivot AS (
-    -- Share of an account's traffic in the 24 hours after a release that went to the new model,
-    -- counted only for accounts that were active before the release (a switch, not a first visit).
-    SELECT s.account_id, max(s.share) AS new_model_pivot
-    FROM (
-        SELECT x.account_id, r.model,
-               avg((x.model = r.model)::DOUBLE) AS share
-        FROM signals x JOIN releases r
-          ON x.ts >= r.released_at AND x.ts < r.released_at + INTERVAL 24 HOUR
-        GROUP BY ALL
-    ) s
-    JOIN (
-        SELECT DISTINCT x.account_id, r.model FROM signals x JOIN releases r ON x.ts < r.released_at
-    ) active_before USING (account_id, model)
-    GROUP BY s.account_id
-)
-SELECT
-    b.account_id,
-    b.n AS n_exchanges,
-    ln(1 + b.n) AS log_exchanges,
-    ln(1 + b.n / b.active_days) AS log_per_active_day,
-    ln(1 + h.peak_hour) AS log_peak_hour,
-    b.active_days / w.days AS active_days_share,
-    coalesce(hd.hour_entropy, 0) AS hour_entropy,
-    coalesce(g.gap_regularity, 0.5) AS gap_regularity,
-    {", ".join(f"b.{c}_share" for c in ELICITATION_COLUMNS)},
-    b.elicit_any_share,
-    f.top_frame_hash / (b.n + {PRIOR_EXCHANGES}) AS top_frame_share,
-    t.top_tail_hash / (b.n + {PRIOR_EXCHANGES}) AS top_tail_share,
-    f.distinct_frame_hash / b.n AS frame_diversity,
-    k.top_skel_hash / (b.n + {PRIOR_EXCHANGES}) AS top_skeleton_share,
-    sy.top_sys_hash / (b.n + {PRIOR_EXCHANGES}) AS top_system_share,
-    coalesce(c.capability_entropy, 0) AS capability_entropy,
-    b.high_value_share,
-    b.single_turn_share,
-    b.tool_turn_share,
-    ln((1 + b.out_tokens) / (1 + b.in_tokens)) AS log_out_in_ratio,
-    ln(1 + b.mean_output) AS log_mean_output,
-    coalesce(b.max_tokens_stop_share, 0) AS max_tokens_stop_share,
-    coalesce(p.new_model_pivot, 0) AS new_model_pivot,
-    CASE WHEN a.created_at IS NULL THEN 0
-         ELSE (datediff('day', a.created_at, b.first_ts) < 30)::DOUBLE END AS young_account,
-    (coalesce(a.tier, '') IN ({_ENTRY_TIERS}))::DOUBLE AS entry_point_tier,
-    CASE WHEN a.verified IS NULL THEN 0 ELSE (NOT a.verified)::DOUBLE END AS unverified
-FROM base b
-CROSS JOIN window_span w
-LEFT JOIN hours h USING (account_id)
-LEFT JOIN hour_of_day hd USING (account_id)
-LEFT JOIN capability_mix c USING (account_id)
-LEFT JOIN gaps g USING (account_id)
-LEFT JOIN frames f USING (account_id)
-LEFT JOIN tails t USING (account_id)
-LEFT JOIN skels k USING (account_id)
-LEFT JOIN systems sy USING (account_id)
-LEFT JOIN model_pivot p USING (account_id)
-LEFT JOIN accounts a USING (account_id)
-ORDER BY b.account_id
+_FRAMES_SQL = f"""
+SELECT DISTINCT aid, coalesce(frame_hash, {_NULL_KEY}) AS key FROM signals JOIN _bh_acc USING (account_id)
+"""
+_RELEASE_TRAFFIC_SQL = f"""
+SELECT a.aid, r.i, count(*), count(*) FILTER (WHERE s.model = r.model)
+FROM signals s JOIN _bh_rel r ON epoch_ms(s.ts) >= r.ms AND epoch_ms(s.ts) < r.ms + {_DAY_MS}
+JOIN _bh_acc a USING (account_id)
+GROUP BY ALL
 """
 
 
@@ -205,7 +115,128 @@ def ensure_side_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("_side_empty")
 
 
+def account_states(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[AccountState]]:
+    """Account ids (sorted) and the `AccountState` of each, as folding the account's exchanges of
+    the `signals` table in time order would leave it, except that the template sketches hold each
+    value's exact count (the fold sees whole counts, so its top shares are exact)."""
+    ensure_side_tables(con)
+    con.execute(_ACCOUNTS_SQL)
+    try:
+        return _states(con)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _bh_acc; DROP TABLE IF EXISTS _bh_hours")
+
+
+def _states(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[AccountState]]:
+    acc = con.sql("SELECT * FROM _bh_acc ORDER BY aid").to_arrow_table()
+    ids = acc.column("account_id").to_pylist()
+    n_acc = len(ids)
+    cols = {name: acc.column(name).to_pylist() for name in acc.column_names if name != "account_id"}
+    elicit = np.column_stack([acc.column(c).to_numpy() for c in ELICITATION_COLUMNS]).astype(np.int64) \
+        if n_acc else np.zeros((0, _N_ELICIT), np.int64)
+
+    con.execute(_HOURS_SQL)
+    peak, cur_hour, cur_count = (np.zeros(n_acc, np.int64) for _ in range(3))
+    for aid, k, h, k_last in con.execute(_PEAKS_SQL).fetchall():
+        peak[aid], cur_hour[aid], cur_count[aid] = k, h, k_last
+    hour_of_day = _histogram(con.execute(_HOUR_OF_DAY_SQL).fetchall(), n_acc, 24)
+    capability = _histogram(con.execute(_CAPABILITY_SQL).fetchall(), n_acc, _N_CAP)
+    days: list[list[int]] = [[] for _ in range(n_acc)]
+    for aid, values in con.execute(_DAYS_SQL).fetchall():
+        days[aid] = values
+    gaps = [(0, 0.0, 0.0)] * n_acc
+    for aid, count, mean, var in con.execute(_GAPS_SQL).fetchall():
+        gaps[aid] = (count, float(mean), float(var) * count)
+    templates = [[HeavyHitters() for _ in _TEMPLATE_COLUMNS] for _ in range(n_acc)]
+    for j, column in enumerate(_TEMPLATE_COLUMNS):
+        for aid, key, k in con.execute(_top_values_sql(column)).fetchall():
+            sketch = templates[aid][j]
+            sketch.counts[key] = k
+            sketch.errors[key] = 0
+    frames = _smallest_hashes(con.sql(_FRAMES_SQL).to_arrow_table(), n_acc)
+    releases = _release_slots(con, n_acc, cols["first_ts"])
+
+    states = []
+    for aid in range(n_acc):
+        state = AccountState.__new__(AccountState)
+        gap_n, gap_mean, gap_m2 = gaps[aid]
+        # Built field by field, as `AccountState.from_bytes` does: cheaper than __init__'s factories.
+        state.__dict__.update(
+            n=cols["n"][aid], first_ts=cols["first_ts"][aid], last_ts=cols["last_ts"][aid],
+            elicit=elicit[aid].tolist(), elicit_any=cols["elicit_any"][aid],
+            capability=capability[aid].tolist(), hour_of_day=hour_of_day[aid].tolist(),
+            single_turn=cols["single_turn"][aid], tool_turn=cols["tool_turn"][aid],
+            out_tokens=cols["out_tokens"][aid], in_tokens=cols["in_tokens"][aid],
+            stop_known=cols["stop_known"][aid], stop_max_tokens=cols["stop_max_tokens"][aid],
+            gap_n=gap_n, gap_mean=gap_mean, gap_m2=gap_m2,
+            cur_hour=int(cur_hour[aid]), cur_hour_count=int(cur_count[aid]), peak_hour=int(peak[aid]),
+            days=set(days[aid]), templates=templates[aid], frames=DistinctCount(frames[aid]),
+            releases=releases[aid],
+        )
+        states.append(state)
+    return ids, states
+
+
+def _histogram(rows: list[tuple[int, int, int]], n_acc: int, width: int) -> np.ndarray:
+    out = np.zeros((n_acc, width), np.int64)
+    if rows:
+        aid, slot, count = np.asarray(rows, dtype=np.int64).T
+        out[aid, slot] = count
+    return out
+
+
+def _smallest_hashes(table: pa.Table, n_acc: int) -> list[list[int]]:
+    """Per account, the `DISTINCT_SLOTS` smallest mixed hashes of its distinct frames (the
+    k-minimum-values sketch `DistinctCount` keeps)."""
+    out: list[list[int]] = [[] for _ in range(n_acc)]
+    if table.num_rows == 0:
+        return out
+    aid = table.column("aid").to_numpy()
+    hashed = mix64_array(table.column("key").to_numpy().astype(np.int64))
+    order = np.lexsort((hashed, aid))
+    aid, hashed = aid[order], hashed[order]
+    starts = np.flatnonzero(np.r_[True, aid[1:] != aid[:-1]])
+    rank = np.arange(len(aid)) - np.repeat(starts, np.diff(np.r_[starts, len(aid)]))
+    keep = rank < DISTINCT_SLOTS
+    for a, h in zip(aid[keep].tolist(), hashed[keep].tolist(), strict=True):
+        out[a].append(h)
+    return out
+
+
+def _release_slots(con: duckdb.DuckDBPyConnection, n_acc: int, first_ts: list[int]) -> list[dict[int, list[int]]]:
+    """Per account and release: [active before it, exchanges in its first 24 h, of which to the
+    new model], for the releases `AccountState` tracks (the first `MAX_RELEASES` in release order)."""
+    out: list[dict[int, list[int]]] = [{} for _ in range(n_acc)]
+    releases = release_list(con.sql("SELECT * FROM releases").to_arrow_table())[:MAX_RELEASES]
+    if not releases:
+        return out
+    for aid, first in enumerate(first_ts):
+        for i, rel in enumerate(releases):
+            if first < rel.released_at_ms:
+                out[aid][i] = [1, 0, 0]
+    con.register("_bh_rel", pa.table({"i": list(range(len(releases))), "model": [r.model for r in releases],
+                                      "ms": [r.released_at_ms for r in releases]}))
+    try:
+        for aid, i, n_in, n_new in con.execute(_RELEASE_TRAFFIC_SQL).fetchall():
+            slot = out[aid].setdefault(i, [0, 0, 0])
+            slot[1], slot[2] = n_in, n_new
+    finally:
+        con.unregister("_bh_rel")
+    return out
+
+
 def account_features(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """One row per account of the `signals` table: `account_id`, `n_exchanges` and `FEATURES`."""
-    ensure_side_tables(con)
-    return con.sql(FEATURE_SQL).to_arrow_table()
+    ids, states = account_states(con)
+    infos = account_infos(con.sql("SELECT * FROM accounts").to_arrow_table())
+    if states:
+        lo, hi = con.execute("SELECT epoch_ms(min(ts)), epoch_ms(max(ts)) FROM signals").fetchall()[0]
+        days = window_days(lo, hi)
+    rows = [state.features(days, infos.get(account)) for account, state in zip(ids, states, strict=True)]
+    columns: dict[str, pa.Array] = {
+        "account_id": pa.array(ids, pa.string()),
+        "n_exchanges": pa.array([s.n for s in states], pa.int64()),
+    }
+    for name in FEATURES:
+        columns[name] = pa.array([row[name] for row in rows], pa.float64())
+    return pa.table(columns)

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from distillguard.behaviour.online import AccountInfo, AccountState, Release, window_days
+from distillguard.behaviour.state import (
+    AccountInfo,
+    AccountState,
+    Release,
+    account_infos,
+    release_list,
+    window_days,
+)
 from distillguard.engines.state import (
     DEFAULT_MAX_ACCOUNTS,
     DEFAULT_PROBATION_ACCOUNTS,
@@ -467,30 +474,3 @@ class OnlineDetector:
             [float(self.links.values[a][-1]) if a in self.links.values else 0.0 for a in ids], pa.float64()
         )
         return pa.table(columns)
-
-
-def account_infos(table: pa.Table) -> dict[str, AccountInfo]:
-    """The accounts side table (``ACCOUNTS_SCHEMA``) as `AccountInfo` by account id."""
-    created = _epoch_ms(table.column("created_at"))
-    return {
-        account: AccountInfo(created_ms, tier, verified)
-        for account, created_ms, tier, verified in zip(
-            table.column("account_id").to_pylist(), created, table.column("tier").to_pylist(),
-            table.column("verified").to_pylist(), strict=True,
-        )
-        if account
-    }
-
-
-def release_list(table: pa.Table) -> list[Release]:
-    return [
-        Release(model, ts)
-        for model, ts in zip(table.column("model").to_pylist(),
-                             _epoch_ms(table.column("released_at")), strict=True)
-        if model and ts is not None
-    ]
-
-
-def _epoch_ms(column: pa.ChunkedArray) -> list[int | None]:
-    # Side tables come back from DuckDB in microseconds and from the readers in milliseconds.
-    return column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from distillguard.behaviour.online import utc_iso
+from distillguard.behaviour.state import utc_iso
 from distillguard.engines.local import load_side_tables, load_signals, open_store, score_and_group
 from distillguard.engines.online import OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink

@@ -1,14 +1,22 @@
-"""Account behaviour, one exchange at a time: the streaming twin of `behaviour.features`.
+"""Account behaviour: the per-account accumulator that defines every account feature.
 
-`AccountState` is a mergeable accumulator whose `features()` reproduces `FEATURE_SQL` for the
-exchanges folded into it, so the gateway, the replay engine and the batch analysis score an account
-from the same quantities. It keeps counters where the SQL keeps counts and, where the SQL needs a
-value's full frequency table (top-template shares, template diversity), a fixed-size sketch:
+`AccountState` holds everything the account features are computed from, and `features()` is the
+one definition of `FEATURES`, the only account-level quantities the scorer sees. The gateway and
+the replay engine fold exchanges into it one at a time (`update`); the batch analysis builds the
+same states from the whole `signals` table at once (`behaviour.features.account_states`). States
+merge, so partitions of one account's traffic can be folded apart and combined.
+
+Every feature is a ratio, a log count or an entropy, so the same definitions work for a week of
+logs or a month, and for a provider with a thousand accounts or a million.
+
+Where a feature needs a value's full frequency table (top-template shares, template diversity),
+the state keeps a fixed-size sketch instead:
 
 - top shares: Space-Saving with `HEAVY_SLOTS` counters, read as its guaranteed lower bound. Exact
   while an account has used at most `HEAVY_SLOTS` distinct values, which covers campaign accounts
   (few templates) and small accounts; for a diverse account the share it reports is at most the
-  true share, and the true share is small anyway.
+  true share, and the true share is small anyway. The batch fold, which sees whole counts, keeps
+  the exact top `HEAVY_SLOTS` values.
 - template diversity: a k-minimum-values sketch of `DISTINCT_SLOTS` hashes, exact up to that many
   distinct frames, then an unbiased estimate (relative error about 1/sqrt(k-2)).
 - active days: a set of day numbers, capped at `MAX_DAYS`; peak hour: the count of the current
@@ -28,15 +36,54 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from distillguard.behaviour.features import (
-    BUDGET_STOP_REASONS,
-    ENTRY_POINT_TIERS,
-    HIGH_VALUE_CAPABILITIES,
-    MIN_WINDOW_DAYS,
-    PRIOR_EXCHANGES,
-)
+import numpy as np
+import pyarrow as pa
+
 from distillguard.signals.capability import CAPABILITIES
 from distillguard.signals.exchange import ELICITATION_COLUMNS
+
+FEATURES: tuple[str, ...] = (
+    "log_exchanges",
+    "log_per_active_day",
+    "log_peak_hour",
+    "active_days_share",
+    "hour_entropy",
+    "gap_regularity",
+    *[f"{c}_share" for c in ELICITATION_COLUMNS],
+    "elicit_any_share",
+    "top_frame_share",
+    "top_tail_share",
+    "frame_diversity",
+    "top_skeleton_share",
+    "top_system_share",
+    "capability_entropy",
+    "high_value_share",
+    "single_turn_share",
+    "tool_turn_share",
+    "log_out_in_ratio",
+    "log_mean_output",
+    "max_tokens_stop_share",
+    "new_model_pivot",
+    "young_account",
+    "entry_point_tier",
+    "unverified",
+)
+
+# Capability areas that a distiller buys the most value with (DESIGN.md: reasoning, agentic, coding...).
+HIGH_VALUE_CAPABILITIES = ("coding", "math", "agentic", "data_analysis", "vision", "reasoning")
+# Tiers reported as abused entry points: cheap or lightly verified programmes.
+ENTRY_POINT_TIERS = ("free", "education", "startup", "research", "trial")
+# Stop reasons meaning "the answer hit the requested output budget", as the APIs spell it:
+# Anthropic `max_tokens`, OpenAI chat `length` (`finish_reason`), OpenAI responses `max_output_tokens`.
+BUDGET_STOP_REASONS = ("max_tokens", "length", "max_output_tokens")
+# Shares of rare events are shrunk towards zero by this many pseudo-exchanges, so that one odd
+# request of a three-request account is not read as "a third of its traffic is harvesting".
+PRIOR_EXCHANGES = 5
+# The observation window is read as at least this long, so that the first days of a log (or of a
+# gateway's life) do not make every account look active on all of its days.
+MIN_WINDOW_DAYS = 7
+# An account's age is "young" below this many days at its first exchange in the window.
+YOUNG_ACCOUNT_DAYS = 30
 
 HEAVY_SLOTS = 8
 DISTINCT_SLOTS = 16
@@ -45,7 +92,10 @@ MAX_RELEASES = 16
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
-_GAP_LIMIT_MS = 3_600_000  # gaps of an hour or more end an active stretch (as in FEATURE_SQL)
+# Regularity of inter-arrival times is read within active stretches: machines pacing requests
+# have a low coefficient of variation, people and bursty jobs a high one. A gap of an hour or more
+# ends a stretch.
+_GAP_LIMIT_MS = 3_600_000
 _HIGH_VALUE = frozenset(CAPABILITIES.index(c) for c in HIGH_VALUE_CAPABILITIES if c in CAPABILITIES)
 _ENTRY_TIERS = frozenset(ENTRY_POINT_TIERS)
 _TEMPLATE_COLUMNS = ("frame_hash", "tail_hash", "skel_hash", "sys_hash")
@@ -62,6 +112,14 @@ def _mix64(key: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFF_FFFF_FFFF_FFFF
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFF_FFFF_FFFF_FFFF
     return z ^ (z >> 31)
+
+
+def mix64_array(keys: np.ndarray) -> np.ndarray:
+    """`_mix64` of every element of an int64 array (uint64 arithmetic wraps as the masks do)."""
+    z = keys.astype(np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 @dataclass
@@ -143,7 +201,7 @@ def _key(value: Any) -> int:
 
 @dataclass
 class AccountState:
-    """Everything `FEATURE_SQL` needs about one account, updated one exchange at a time."""
+    """Everything the account features are computed from, for one account."""
 
     n: int = 0
     first_ts: int = 0  # epoch ms
@@ -274,7 +332,7 @@ class AccountState:
 
     # -- reading --------------------------------------------------------------------------------
     def features(self, window_days: int, info: AccountInfo | None = None) -> dict[str, float]:
-        """The values of `FEATURES` for this account, defined exactly as in `FEATURE_SQL`."""
+        """The values of `FEATURES` for this account over a window of `window_days` days."""
         n = self.n
         if n == 0:
             raise ValueError("an account with no exchanges has no features")
@@ -304,11 +362,13 @@ class AccountState:
         out["log_out_in_ratio"] = math.log((1 + self.out_tokens) / (1 + self.in_tokens))
         out["log_mean_output"] = math.log1p(self.out_tokens / n)
         out["max_tokens_stop_share"] = self.stop_max_tokens / self.stop_known if self.stop_known else 0.0
+        # Share of the traffic in a release's first 24 hours that went to the new model, counted only
+        # for accounts active before the release (a switch, not a first visit).
         pivots = [n_new / n_in for before, n_in, n_new in self.releases.values() if before and n_in]
         out["new_model_pivot"] = max(pivots, default=0.0)
         info = info or AccountInfo()
         out["young_account"] = (
-            0.0 if info.created_at_ms is None else float(_day_diff(info.created_at_ms, self.first_ts) < 30)
+            0.0 if info.created_at_ms is None else float(_day_diff(info.created_at_ms, self.first_ts) < YOUNG_ACCOUNT_DAYS)
         )
         out["entry_point_tier"] = float((info.tier or "") in _ENTRY_TIERS)
         out["unverified"] = 0.0 if info.verified is None else float(not info.verified)
@@ -436,10 +496,39 @@ def _day_diff(start_ms: int, end_ms: int) -> int:
 
 
 def window_days(first_ts_ms: int, last_ts_ms: int) -> int:
-    """Days the observation window spans, counted as `FEATURE_SQL`'s `window_span`."""
+    """Days the observation window spans (calendar days, UTC), at least `MIN_WINDOW_DAYS`."""
     return max(MIN_WINDOW_DAYS, _day_diff(first_ts_ms, last_ts_ms) + 1)
 
 
 def utc_iso(ts_ms: int) -> str:
     """RFC 3339 UTC with milliseconds, as `actions.csv` writes timestamps."""
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def account_infos(table: pa.Table) -> dict[str, AccountInfo]:
+    """The accounts side table (``ACCOUNTS_SCHEMA``) as `AccountInfo` by account id."""
+    created = _epoch_ms(table.column("created_at"))
+    return {
+        account: AccountInfo(created_ms, tier, verified)
+        for account, created_ms, tier, verified in zip(
+            table.column("account_id").to_pylist(), created, table.column("tier").to_pylist(),
+            table.column("verified").to_pylist(), strict=True,
+        )
+        if account
+    }
+
+
+def release_list(table: pa.Table) -> list[Release]:
+    """The releases side table (``RELEASES_SCHEMA``) as `Release`s, in release order."""
+    releases = [
+        Release(model, ts)
+        for model, ts in zip(table.column("model").to_pylist(),
+                             _epoch_ms(table.column("released_at")), strict=True)
+        if model and ts is not None
+    ]
+    return sorted(releases, key=lambda r: r.released_at_ms)
+
+
+def _epoch_ms(column: pa.ChunkedArray) -> list[int | None]:
+    # Side tables come back from DuckDB in microseconds and from the readers in milliseconds.
+    return column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
