@@ -14,6 +14,7 @@ or a larger log made from one by `benchmarks/synth_log.py` (exchanges.jsonl).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import sys
@@ -45,21 +46,26 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
     return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, proc.stdout
 
 
-def bench(sim: Path, engines: list[str]) -> None:
+def bench(sim: Path, engines: list[str]) -> list[tuple[str, dict[str, float]]]:
     log = next((sim / name for name in ("exchanges.jsonl.gz", "exchanges.jsonl") if (sim / name).exists()), None)
     if log is None:
         raise SystemExit(f"{sim}: no exchanges.jsonl.gz or exchanges.jsonl")
     d_sec, d_mem, count = measure([sys.executable, "-c", DUCKDB_READ, str(log)])
     n = int(count.strip())
+    stages = []
     for engine in engines:
         options = ["--engine", "spark", "--spark-master", engine.split(":", 1)[1]] if engine.startswith("spark:") else []
         with tempfile.TemporaryDirectory() as out:
+            timings = Path(out) / "timings.json"
             a_sec, a_mem, _ = measure([
                 str(BIN), "analyze", str(log), "--accounts", str(sim / "accounts.jsonl"),
-                "--releases", str(sim / "releases.jsonl"), "--out", out, "--quiet", *options,
+                "--releases", str(sim / "releases.jsonl"), "--out", out, "--quiet", "--timings", str(timings),
+                *options,
             ])
+            stages.append((f"{sim.name} {engine}", json.loads(timings.read_text())))
         print(f"| {sim.name} | {engine} | {n:,} | {n / a_sec:,.0f} | {a_sec:.0f} s | {a_mem:,.0f} MiB "
               f"| {n / d_sec:,.0f} | {d_mem:,.0f} MiB | {a_sec / d_sec:.1f}x |", flush=True)
+    return stages
 
 
 def main() -> None:
@@ -70,8 +76,13 @@ def main() -> None:
     print("| log | engine | exchanges | analyze exchanges/s | analyze wall | analyze peak RSS "
           "| DuckDB read_json exchanges/s | DuckDB peak RSS | analyze / DuckDB time |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for sim in args.sims:
-        bench(sim, args.engines)
+    stages = [row for sim in args.sims for row in bench(sim, args.engines)]
+    # Where the time went (`analyze --timings`): each stage in seconds and as a share of the run.
+    print("\n| run | stage | seconds | share |\n|---|---|---|---|")
+    for run, timings in stages:
+        total = sum(v for k, v in timings.items() if ":" not in k)
+        for stage, seconds in timings.items():
+            print(f"| {run} | {stage} | {seconds:,.1f} | {100 * seconds / total:.0f}% |")
 
 
 if __name__ == "__main__":

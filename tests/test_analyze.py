@@ -29,7 +29,7 @@ def analysed(tmp_path_factory):
             "--accounts", str(root / "sim" / "accounts.jsonl"),
             "--releases", str(root / "sim" / "releases.jsonl"),
             "--truth", str(root / "sim" / "truth.csv"),
-            "--out", str(out), "--quiet",
+            "--out", str(out), "--quiet", "--timings", str(root / "timings.json"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -99,6 +99,17 @@ def test_report_and_rejected_files_written(analysed):
     html = (out / "report.html").read_text()
     assert "<html" in html and "Evaluation" in html
     assert (out / "rejected.jsonl").exists()
+
+
+def test_timings_name_every_stage_in_flow_order(analysed):
+    _, out = analysed
+    timings = json.loads((out.parent / "timings.json").read_text())
+    stages = [k for k in timings if ":" not in k]
+    assert stages == ["read, validate, signals", "account behaviour", "linking", "scoring",
+                      "regrouping by verdict", "outputs"]
+    assert all(v >= 0 for v in timings.values()) and timings["read, validate, signals"] > 0
+    parts = sum(v for k, v in timings.items() if k.startswith("linking: "))
+    assert 0 < parts <= timings["linking"] + 1e-6
 
 
 def test_unusable_input_is_a_one_line_error(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,3 +51,17 @@ def track(description: str, total: float | None = None, *, quiet: bool = False) 
     )
     with progress:
         yield Tracker(progress, progress.add_task(description, total=total))
+
+
+class StageClock:
+    """Adds the seconds since the previous lap to `sink[stage]` (a stage met twice adds up)."""
+
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self._sink = sink
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self._sink is not None:
+            self._sink[stage] = self._sink.get(stage, 0.0) + now - self._last
+        self._last = now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,6 +58,8 @@ def _summary(result: AnalysisResult, out: Path) -> None:
     table.add_row("flagged accounts", f"{flagged:,}")
     table.add_row("clusters", f"{result.clusters.num_rows:,}")
     table.add_row("risk threshold", f"{result.threshold:.4f}")
+    stages = {k: v for k, v in result.timings.items() if ":" not in k}
+    table.add_row("time", f"{sum(stages.values()):,.1f} s: " + ", ".join(f"{k} {v:,.1f} s" for k, v in stages.items()))
     table.add_row("outputs", str(out))
     console.print(table)
 
@@ -85,6 +89,10 @@ def analyze_command(
     spark_master: Annotated[
         str, typer.Option("--spark-master", help="Spark master URL for --engine spark (local[N], spark://, yarn...).")
     ] = "local[2]",
+    timings: Annotated[
+        Path | None,
+        typer.Option("--timings", help="Write the seconds each stage took to this JSON file."),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score every account in API logs: risk, verdict, cluster and reasons (CONTRACT section 2)."""
@@ -115,6 +123,7 @@ def analyze_command(
         quiet=quiet,
         spark=spark_master if engine == "spark" else None,
     )
+    started = time.perf_counter()
     write_accounts_csv(result.accounts, out / "accounts.csv")
     write_clusters_csv(result.clusters, out / "clusters.csv")
     flagged_clusters = {
@@ -134,6 +143,9 @@ def analyze_command(
                  edges=result.link.edges if result.link else None)
     if result.scoring_link is not None:
         _write_link_snapshot(result, out / "links")
+    result.timings["outputs"] = time.perf_counter() - started
+    if timings is not None:
+        timings.write_text(json.dumps({k: round(v, 3) for k, v in result.timings.items()}, indent=1) + "\n")
     _summary(result, out)
 
 

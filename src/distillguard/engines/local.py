@@ -27,7 +27,7 @@ from distillguard.ingest import RejectSink, input_size, read_accounts, read_exch
 from distillguard.intel.watchlist import Watchlist
 from distillguard.linking import LinkResult, link_accounts
 from distillguard.linking.link import Linker
-from distillguard.progress import track
+from distillguard.progress import StageClock, track
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.assign import cluster_verdicts, regroup, score_table
 from distillguard.scoring.model import AccountModel
@@ -50,6 +50,7 @@ class AnalysisResult:
     link: LinkResult | None = None  # graph, cluster features and edges behind `clusters`
     # The grouping the risks were computed on (`linking.grouping`): what the gateway scores with.
     scoring_link: LinkResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, in flow order
 
 
 # DuckDB spills to disk beyond this, keeping the whole analysis within the 2 GiB memory aim. A
@@ -279,16 +280,28 @@ def analyze(
     threshold = model.threshold(fpr_budget, segment_fpr_budget)
     con = open_store(db_path)
     samples: dict[str, list[str]] = {}
+    timings: dict[str, float] = {}
+    clock = StageClock(timings)
     with RejectSink(rejected_path) as rejects:
-        features, kept, duplicates = load_features(
-            con, paths, rejects=rejects, accounts=accounts, releases=releases, fmt=fmt, quiet=quiet,
-            samples=samples, spark=spark,
-        )
+        load_side_tables(con, rejects=rejects, accounts=accounts, releases=releases)
+        kept, duplicates = load_signals(con, paths, rejects=rejects, fmt=fmt, quiet=quiet, samples=samples,
+                                        spark=spark)
         rejected = dict(rejects.counts)
-    with Linker(con, watchlist=watchlist) as linker:
-        scored, clusters, link, first = score_and_group(
-            linker, lambda first: score_table(join_on_account(features, first.accounts), model, threshold)
-        )
+    clock.lap("read, validate, signals")
+    features = account_features(con)
+    clock.lap("account behaviour")
+    link_timings: dict[str, float] = {}
+
+    def score(first: LinkResult) -> pa.Table:
+        clock.lap("linking")
+        timings.update((f"linking: {stage}", seconds) for stage, seconds in link_timings.items())
+        table = score_table(join_on_account(features, first.accounts), model, threshold)
+        clock.lap("scoring")
+        return table
+
+    with Linker(con, watchlist=watchlist, timings=link_timings) as linker:
+        scored, clusters, link, first = score_and_group(linker, score)
+    clock.lap("regrouping by verdict")
     return AnalysisResult(
         accounts=scored,
         clusters=clusters,
@@ -300,4 +313,5 @@ def analyze(
         n_duplicates=duplicates,
         rejected=rejected,
         con=con,
+        timings=timings,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from distillguard.linking.content import CONTENT_TABLES, attach_sql, score_conte
 from distillguard.linking.features import CLUSTER_FEATURES, cluster_feature_sql, reason_sql
 from distillguard.linking.graph import build_graph, drop_temp_tables
 from distillguard.linking.grouping import GROUPING_TABLES, ask_counts, by_verdict, set_sides, whole_graph
+from distillguard.progress import StageClock
 from distillguard.signals.capability import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -45,20 +45,6 @@ class LinkResult:
     clusters: pa.Table
     # account_a, account_b, weight, kinds: the edges inside clusters
     edges: pa.Table
-
-
-class _Clock:
-    """Records stage durations into an optional dict."""
-
-    def __init__(self, sink: dict[str, float] | None) -> None:
-        self._sink = sink
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        if self._sink is not None:
-            self._sink[stage] = now - self._last
-        self._last = now
 
 
 def _set_members(con: duckdb.DuckDBPyConnection, labels: np.ndarray) -> None:
@@ -184,7 +170,7 @@ class Linker:
     `link()` groups the whole graph (the clusters the scorer sees); after scoring,
     `link(flagged=...)` regroups it by verdict (`grouping.by_verdict`) into the reported operations.
     Working tables are temporary (`_lk_*`) and dropped by `close()`. When `timings` is given, the
-    seconds spent in each stage are recorded in it (graph, clustering, content, features).
+    seconds spent in each stage are added to it (graph, clustering, content, features).
     """
 
     def __init__(
@@ -198,7 +184,7 @@ class Linker:
         self.con = con
         self.cfg = config or LinkConfig()
         self._watchlist = watchlist
-        self._clock = _Clock(timings)
+        self._clock = StageClock(timings)
         ensure_side_tables(con)
         build_graph(con, self.cfg)
         self._clock.lap("graph")
