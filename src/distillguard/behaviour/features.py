@@ -14,6 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.behaviour.state import (  # noqa: F401  (feature constants, re-exported)
+    _DAY_MS,
+    _GAP_LIMIT_MS,
+    _HOUR_MS,
     _N_CAP,
     _N_ELICIT,
     _NULL_KEY,
@@ -39,8 +42,6 @@ from distillguard.behaviour.state import (  # noqa: F401  (feature constants, re
 from distillguard.schema import ACCOUNTS_SCHEMA, RELEASES_SCHEMA
 from distillguard.signals.exchange import ELICITATION_COLUMNS
 
-_HOUR_MS = 3_600_000
-_DAY_MS = 86_400_000
 _ELICIT_ANY = " OR ".join(f"{c} > 0.5" for c in ELICITATION_COLUMNS)
 _BUDGET_STOPS = ", ".join(f"'{r}'" for r in BUDGET_STOP_REASONS)
 
@@ -81,7 +82,7 @@ _GAPS_SQL = f"""
 SELECT aid, count(g), avg(g), var_pop(g)
 FROM (SELECT account_id, epoch_ms(ts) - lag(epoch_ms(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS g
       FROM signals) JOIN _bh_acc USING (account_id)
-WHERE g < {_HOUR_MS}
+WHERE g < {_GAP_LIMIT_MS}
 GROUP BY aid
 """
 

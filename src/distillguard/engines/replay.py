@@ -81,7 +81,7 @@ def replay(
     if accounts is not None:
         detector.accounts.update(account_infos(con.sql("SELECT * FROM accounts").to_arrow_table()))
     if releases is not None:
-        detector.releases = tuple(release_list(con.sql("SELECT * FROM releases ORDER BY released_at").to_arrow_table()))
+        detector.releases = tuple(release_list(con.sql("SELECT * FROM releases").to_arrow_table()))
     con.execute("ALTER TABLE signals RENAME TO signals_all")
     relink = _relinker(con, detector) if relink_hours > 0 else None
     step_ms = int(relink_hours * 3_600_000)
