@@ -6,11 +6,13 @@ import math
 import random
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from distillguard.behaviour.features import FEATURES, account_features, account_states
+from distillguard.behaviour.features import FEATURES, STATE_TABLE, account_features, account_states
 from distillguard.behaviour.state import (
     _NULL_KEY,
     DISTINCT_SLOTS,
@@ -135,6 +137,45 @@ def test_state_roundtrips_and_merges(batch):
         if name in SKETCHED or name in {"log_peak_hour", "gap_regularity"}:
             continue  # order-dependent or sketched: checked elsewhere
         assert merged[name] == pytest.approx(direct[name], abs=1e-9), name
+
+
+def _states_of(con, where: str) -> pa.Table:
+    """Serialised states of the `signals` rows matching `where`, folded on a connection of their own
+    (as an executor of a distributed engine folds its partition)."""
+    part = duckdb.connect()
+    part.register("signals", con.sql(f"SELECT * FROM signals WHERE {where}").to_arrow_table())
+    part.register("releases", con.sql("SELECT * FROM releases").to_arrow_table())
+    ids, states = account_states(part)
+    part.close()
+    return pa.table({"account_id": ids, "state": [s.to_bytes() for s in states]})
+
+
+def test_features_from_partition_states(batch):
+    """States folded per partition and left in `STATE_TABLE` give the features of the whole fold:
+    exactly when each account is in one partition, and every counter when an account is split."""
+    con, features = batch
+    direct = {r["account_id"]: r for r in features.to_pylist()}
+    mid = con.execute("SELECT epoch_ms(min(ts) + (max(ts) - min(ts)) / 2) FROM signals").fetchall()[0][0]
+    splits = {
+        "by account": [f"hash(account_id) % 3 = {k}" for k in range(3)],
+        "by time": [f"epoch_ms(ts) < {mid}", f"epoch_ms(ts) >= {mid}"],
+    }
+    for how, parts in splits.items():
+        blobs = pa.concat_tables([_states_of(con, where) for where in parts])
+        con.register("_blobs", blobs)
+        con.execute(f"CREATE TABLE {STATE_TABLE} AS SELECT * FROM _blobs")
+        try:
+            merged = {r["account_id"]: r for r in account_features(con).to_pylist()}
+        finally:
+            con.execute(f"DROP TABLE {STATE_TABLE}")
+            con.unregister("_blobs")
+        assert merged.keys() == direct.keys()
+        split = how == "by time"
+        inexact = SKETCHED | {"log_peak_hour", "gap_regularity"} if split else set()
+        for account, row in merged.items():
+            for name in ("n_exchanges", *FEATURES):
+                if name not in inexact:
+                    assert row[name] == pytest.approx(direct[account][name], abs=1e-9), (how, name)
 
 
 @pytest.mark.parametrize("cut", [0, 10, 95, 180])

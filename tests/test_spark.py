@@ -5,9 +5,11 @@ import gzip
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from distillguard.behaviour.features import STATE_TABLE
 from distillguard.cli import app
 from distillguard.sim import simulate
 
@@ -40,7 +42,8 @@ def both(tmp_path_factory):
         dst.write("{not json\n")
     logs = [sim / "exchanges.jsonl.gz", broken]
     _analyze(sim, logs, root / "local")
-    _analyze(sim, logs, root / "spark", "--engine", "spark", "--spark-master", "local[2]")
+    _analyze(sim, logs, root / "spark", "--engine", "spark", "--spark-master", "local[2]",
+             "--db", str(root / "spark.duckdb"))
     return root / "local", root / "spark"
 
 
@@ -52,6 +55,17 @@ def test_accounts_are_scored_the_same(both):
         assert a["account_id"] == b["account_id"]
         assert abs(float(a["risk"]) - float(b["risk"])) <= 1e-6
         assert (a["flagged"], a["cluster_id"], a["reasons"]) == (b["flagged"], b["cluster_id"], b["reasons"])
+
+
+def test_account_behaviour_was_folded_on_spark(both):
+    # Parity alone would also hold if the driver had folded the states itself.
+    _, spark = both
+    con = duckdb.connect(str(spark.parent / "spark.duckdb"), read_only=True)
+    (states, accounts, signals), = con.execute(
+        f"SELECT (SELECT count(*) FROM {STATE_TABLE}), (SELECT count(DISTINCT account_id) FROM {STATE_TABLE}),"
+        " (SELECT count(DISTINCT account_id) FROM signals)").fetchall()
+    con.close()
+    assert states == accounts == signals == len(_rows(spark / "accounts.csv"))
 
 
 def test_clusters_and_rejected_records_are_the_same(both):

@@ -116,16 +116,39 @@ def ensure_side_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("_side_empty")
 
 
+# A distributed engine that has already folded the states leaves them here, one serialised
+# `AccountState` per row (several rows of one account are partial states, merged on reading).
+STATE_TABLE = "account_state_blobs"
+
+
 def account_states(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[AccountState]]:
     """Account ids (sorted) and the `AccountState` of each, as folding the account's exchanges of
     the `signals` table in time order would leave it, except that the template sketches hold each
-    value's exact count (the fold sees whole counts, so its top shares are exact)."""
+    value's exact count (the fold sees whole counts, so its top shares are exact).
+
+    When the `STATE_TABLE` exists (written by `engines.spark`), the states are read from it."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [STATE_TABLE]).fetchall()[0][0]:
+        return merged_states(con.sql(f"SELECT account_id, state FROM {STATE_TABLE}").to_arrow_table())
     ensure_side_tables(con)
     con.execute(_ACCOUNTS_SQL)
     try:
         return _states(con)
     finally:
         con.execute("DROP TABLE IF EXISTS _bh_acc; DROP TABLE IF EXISTS _bh_hours")
+
+
+def merged_states(table: pa.Table) -> tuple[list[str], list[AccountState]]:
+    """Account ids (sorted) and states from a table of `account_id` and serialised `state`, the
+    partial states of one account merged (`AccountState.merge`)."""
+    out: dict[str, AccountState] = {}
+    for account, blob in zip(table.column("account_id").to_pylist(), table.column("state").to_pylist(), strict=True):
+        state = AccountState.from_bytes(blob)
+        if account in out:
+            out[account].merge(state)
+        else:
+            out[account] = state
+    ids = sorted(out)
+    return ids, [out[a] for a in ids]
 
 
 def _states(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[AccountState]]:

@@ -84,7 +84,7 @@ def analyze_command(
         Path | None, typer.Option("--truth", help="Ground truth (truth.csv): adds an evaluation to the report.")
     ] = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="local (this machine) or spark (the signal stage on Apache Spark).")
+        str, typer.Option("--engine", help="local (this machine) or spark (signals and account behaviour on Apache Spark).")
     ] = "local",
     spark_master: Annotated[
         str, typer.Option("--spark-master", help="Spark master URL for --engine spark (local[N], spark://, yarn...).")

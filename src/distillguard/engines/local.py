@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from distillguard.behaviour.features import account_features, ensure_side_tables
+from distillguard.behaviour.features import STATE_TABLE, account_features, ensure_side_tables
 from distillguard.ingest import RejectSink, input_size, read_accounts, read_exchanges, read_releases
 from distillguard.intel.watchlist import Watchlist
 from distillguard.linking import LinkResult, link_accounts
@@ -158,7 +158,7 @@ def load_signals(
     `workers` processes compute the signals while this one reads and validates (default: one per
     core for inputs over `PARALLEL_MIN_BYTES`, none below, where start-up would cost more). With
     `spark` (a Spark master URL) the signals are computed on Spark instead (`engines.spark`)."""
-    con.execute("DROP TABLE IF EXISTS signals_raw")
+    con.execute(f"DROP TABLE IF EXISTS signals_raw; DROP TABLE IF EXISTS {STATE_TABLE}")
     con.register("signals_empty", SIGNALS_SCHEMA.empty_table())
     con.execute("CREATE TABLE signals_raw AS SELECT * FROM signals_empty")
     con.unregister("signals_empty")
