@@ -35,6 +35,8 @@ lint: install
 
 test: lint
 	@command -v java >/dev/null 2>&1 || { echo "make test needs a Java runtime for the Spark engine's tests (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v redis-server >/dev/null 2>&1 || { echo "make test needs redis-server for the shared gateway state's tests (Debian: apt-get install redis-server)"; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || { echo "make test needs Chromium to render the analyst report (Debian: apt-get install chromium)"; exit 1; }
 	$(BIN)/pytest
 
 clean:

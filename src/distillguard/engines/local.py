@@ -29,7 +29,7 @@ from distillguard.linking import LinkResult, link_accounts
 from distillguard.linking.link import Linker
 from distillguard.progress import StageClock, track
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
-from distillguard.scoring.assign import cluster_verdicts, regroup, score_table
+from distillguard.scoring.assign import cluster_verdicts, inherit, regroup, score_table
 from distillguard.scoring.model import AccountModel
 from distillguard.signals.exchange import SIGNALS_SCHEMA, exchange_signals, request_prompts
 
@@ -251,6 +251,7 @@ def score_and_group(
     the grouping the scores were computed on)."""
     first = linker.link()
     scored = score(first)
+    scored = inherit(scored, linker.inherited(scored))
     link = linker.link(flagged=scored.filter(scored.column("flagged")).column("account_id").to_pylist())
     scored = regroup(scored, link.accounts)
     return scored, cluster_verdicts(scored, link.clusters), link, first

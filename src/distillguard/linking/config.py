@@ -99,6 +99,20 @@ class LinkConfig:
     # leave through the same egress ranges as the rest of it; a campus NAT belongs to no operation.
     pool_attach_min_share: float = 0.5
     pool_attach_purity: float = 0.9
+    # After scoring (`Linker.inherited`): an unflagged account that sends at least
+    # `inherit_min_share` of its exchanges through values of one `inherit_kinds` kind used by
+    # `inherit_min_accounts` or more accounts, at least `inherit_purity` of the others flagged, is
+    # flagged with them at the median risk of those flagged users; repeated while it flags more
+    # (at most `inherit_rounds`; 0 disables). A reseller's accounts that harvest too little to be
+    # flagged alone leave through the same egress ranges and pay with the same cards as the rest
+    # of it; a campus NAT or an office range, mostly honest accounts, never qualifies. TLS
+    # fingerprints are not among the kinds: honest developers run the same client stacks as
+    # campaigns (measured: `docs/scoring.md`).
+    inherit_kinds: tuple[str, ...] = ("ip_prefix", "payment")
+    inherit_min_accounts: int = 5
+    inherit_purity: float = 0.9
+    inherit_min_share: float = 0.5
+    inherit_rounds: int = 10
     # Grouping by verdict (`grouping.by_verdict`): two flagged accounts are joined by shared content
     # and synchrony evidence of at least this much, times the cosine of what they ask for to this power.
     suspect_min_evidence: float = 0.1

@@ -80,6 +80,30 @@ def _pool_attach_sql(cfg: LinkConfig) -> str:
     """
 
 
+def _inherit_sql(cfg: LinkConfig) -> str:
+    """Rows (aid, kind, risk) of the unflagged accounts of `_lk_verdict` that inherit the verdict
+    of the flagged accounts sharing their values (`LinkConfig.inherit_purity`)."""
+    kinds = ", ".join(str(KIND_ID[k]) for k in cfg.inherit_kinds)
+    return f"""
+    WITH inc AS (SELECT aid, kind, key, n FROM _lk_inc WHERE kind IN ({kinds})),
+    val AS (
+        SELECT kind, key, count(*) AS n_acc, count(*) FILTER (WHERE v.flagged) AS n_flagged,
+               median(v.risk) FILTER (WHERE v.flagged) AS risk
+        FROM inc JOIN _lk_verdict v USING (aid) GROUP BY kind, key
+        HAVING count(*) >= {cfg.inherit_min_accounts}
+    ),
+    hit AS (
+        SELECT i.aid, i.kind, sum(i.n) AS n, max(val.risk) AS risk
+        FROM inc i JOIN val USING (kind, key) JOIN _lk_verdict v USING (aid)
+        WHERE NOT v.flagged AND val.n_flagged >= {cfg.inherit_purity} * (val.n_acc - 1)
+        GROUP BY i.aid, i.kind
+    )
+    SELECT h.aid, h.kind, h.risk FROM hit h JOIN _lk_acct a USING (aid)
+    WHERE h.n >= {cfg.inherit_min_share} * a.n_ex
+    QUALIFY row_number() OVER (PARTITION BY h.aid ORDER BY h.risk DESC, h.kind) = 1
+    """
+
+
 def _cluster_table_sql(cfg: LinkConfig) -> str:
     names = "[" + ", ".join(f"'{c}'" for c in CAPABILITIES) + "]"
     return f"""
@@ -212,6 +236,36 @@ class Linker:
         labels = np.full(len(self.account_ids), NO_CLUSTER, dtype=np.int64)
         labels[members["aid"]] = members["cid"]
         return signature_merges(self.con, labels, cfg, any_size=cfg.pool_kinds)
+
+    def inherited(self, scored: pa.Table) -> pa.Table:
+        """The unflagged accounts of `scored` (account_id, risk, flagged) that share egress ranges or
+        cards with flagged accounts almost only (`LinkConfig.inherit_kinds`): account_id, the risk
+        they inherit (the median risk of those flagged users) and the reason code of the kind."""
+        cfg = self.cfg
+        by_id = dict(zip(scored.column("account_id").to_pylist(), range(scored.num_rows), strict=True))
+        rows = [by_id[a] for a in self.account_ids]
+        risk = scored.column("risk").to_numpy()[rows].astype(np.float64)
+        flagged = scored.column("flagged").to_numpy(zero_copy_only=False)[rows].astype(bool)
+        reason: dict[int, str] = {}
+        names = {KIND_ID[k]: k for k in cfg.inherit_kinds}
+        for _ in range(cfg.inherit_rounds if cfg.inherit_kinds else 0):
+            verdict = pa.table({"aid": np.arange(len(rows), dtype=np.int32), "risk": risk, "flagged": flagged})
+            self.con.register("_lk_verdict", verdict)
+            try:
+                found = self.con.execute(_inherit_sql(cfg)).fetchall()
+            finally:
+                self.con.unregister("_lk_verdict")
+            if not found:
+                break
+            for aid, kind, value in found:
+                risk[aid], flagged[aid] = max(risk[aid], value), True
+                reason[aid] = next(e.reason for e in cfg.kinds if e.name == names[kind])
+        aids = sorted(reason)
+        return pa.table({
+            "account_id": pa.array([self.account_ids[a] for a in aids], pa.string()),
+            "risk": pa.array(risk[aids], pa.float64()),
+            "reason": pa.array([reason[a] for a in aids], pa.string()),
+        })
 
     def link(self, flagged: Collection[str] | None = None) -> LinkResult:
         """Cluster the graph; with `flagged` (account ids), group by verdict instead."""

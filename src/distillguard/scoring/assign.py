@@ -70,6 +70,31 @@ def score_table(features: pa.Table, model: AccountModel, threshold: float) -> pa
     )
 
 
+def inherit(scored: pa.Table, inherited: pa.Table) -> pa.Table:
+    """`scored` with the accounts of `inherited` (account_id, risk, reason: `Linker.inherited`)
+    flagged at the risk they inherit, its reason code listed first."""
+    if inherited.num_rows == 0:
+        return scored
+    new = dict(zip(inherited.column("account_id").to_pylist(),
+                   zip(inherited.column("risk").to_pylist(), inherited.column("reason").to_pylist(), strict=True),
+                   strict=True))
+    risks, flags, reasons = [], [], []
+    for account, risk, flagged, text in zip(scored.column("account_id").to_pylist(), scored.column("risk").to_pylist(),
+                                            scored.column("flagged").to_pylist(), scored.column("reasons").to_pylist(),
+                                            strict=True):
+        if account in new:
+            value, code = new[account]
+            risk, flagged = max(risk, value), True
+            text = ";".join([code, *(c for c in text.split(";") if c and c != code)])
+        risks.append(risk)
+        flags.append(flagged)
+        reasons.append(text)
+    for name, values, kind in (("risk", risks, pa.float64()), ("flagged", flags, pa.bool_()),
+                               ("reasons", reasons, pa.string())):
+        scored = scored.set_column(scored.column_names.index(name), name, pa.array(values, kind))
+    return scored
+
+
 def regroup(scored: pa.Table, link_accounts: pa.Table) -> pa.Table:
     """`scored` with the `cluster_id` of a later grouping (`link_accounts`: account_id, cluster_id,
     link_reasons). A flagged account's reasons gain the link codes of its new cluster it lacked."""
