@@ -12,7 +12,10 @@ from the threat description alone. For each direction X -> Y and each candidate 
   ROC-AUC, recall per campaign shape (the worst campaign of each shape too) and FPR per legitimate
   actor type.
 
-    .venv/bin/python benchmarks/cross_world.py [--scale 0.5] [--models evidence trees] [--json out.json]
+    .venv/bin/python benchmarks/cross_world.py [--scale 0.5] [--models evidence trees] [--inherit] [--json out.json]
+
+With `--inherit`, the accounts that share egress ranges or cards almost only with flagged ones are
+flagged with them after scoring, as `analyze` does (`Linker.inherited`), before the figures.
 """
 
 from __future__ import annotations
@@ -24,16 +27,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 from sklearn.metrics import roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worlds import PLAN, World, labelled
+from worlds import PLAN, World, egress, labelled
 
 from distillguard.behaviour.features import FEATURES
 from distillguard.linking import CLUSTER_FEATURES
+from distillguard.linking.config import LinkConfig
+from distillguard.linking.link import inherit_verdicts
 from distillguard.scoring import DEFAULT_FPR_BUDGET, DEFAULT_SEGMENT_FPR_BUDGET
 from distillguard.scoring.fit import fit, scored_features
 from distillguard.scoring.model import AccountModel, feature_matrix
@@ -49,10 +55,14 @@ class Data:
     campaign: np.ndarray  # "world/campaign" for campaign accounts, "" otherwise
     shape: np.ndarray
     world: np.ndarray
+    account: np.ndarray
+    n_exchanges: np.ndarray
+    egress: dict[str, pa.Table]  # world -> its inheritance incidences (`worlds.egress`)
 
 
 def load(specs: list[str], work: Path, scale: float) -> Data:
-    tables = [labelled(World.parse(s, scale), work) for s in specs]
+    worlds = [World.parse(s, scale) for s in specs]
+    tables = [labelled(w, work) for w in worlds]
     # Worlds of either generator may carry columns the others lack; keep what all of them have.
     cols = [c for c in tables[0].column_names if all(c in t.column_names for t in tables)]
     table = pa.concat_tables([t.select(cols) for t in tables], promote_options="default")
@@ -63,7 +73,25 @@ def load(specs: list[str], work: Path, scale: float) -> Data:
     y = np.asarray(table.column("label").to_pylist(), dtype=bool)
     world = col("world")
     campaign = np.where(y, world + "/" + col("campaign"), "")
-    return Data(feature_matrix(table, SCORED), y, col("actor_type"), campaign, col("shape"), world)
+    return Data(feature_matrix(table, SCORED), y, col("actor_type"), campaign, col("shape"), world,
+                col("account_id"), table.column("n_exchanges").to_numpy(), {str(w): egress(w, work) for w in worlds})
+
+
+def inherit(risk: np.ndarray, flagged: np.ndarray, d: Data) -> None:
+    """Apply the verdict inheritance `analyze` runs after scoring (`Linker.inherited`), per world,
+    to `risk` and `flagged` in place."""
+    for name, incidences in d.egress.items():
+        rows = np.flatnonzero(d.world == name)
+        con = duckdb.connect()
+        con.register("_acct", pa.table({"aid": np.arange(len(rows), dtype=np.int32),
+                                        "account_id": d.account[rows].astype(str), "n_ex": d.n_exchanges[rows]}))
+        con.register("_inc", incidences)
+        con.execute("CREATE TEMP TABLE _lk_acct AS SELECT * FROM _acct")
+        con.execute("CREATE TEMP TABLE _lk_inc AS SELECT a.aid, i.kind, i.key, i.n FROM _inc i JOIN _acct a USING (account_id)")
+        r, f = risk[rows], flagged[rows]
+        inherit_verdicts(con, r, f, LinkConfig())
+        risk[rows], flagged[rows] = r, f
+        con.close()
 
 
 def fitter(kind: str, **options: float) -> Callable[[Data], AccountModel]:
@@ -97,9 +125,11 @@ def oracle_recall(y: np.ndarray, risk: np.ndarray, budget: float) -> float:
     return float(np.mean(risk[y] > thr))
 
 
-def report(model: AccountModel, threshold: float, d: Data) -> dict:
+def report(model: AccountModel, threshold: float, d: Data, inherited: bool = False) -> dict:
     risk = model.risk(d.x)
     flagged = risk > threshold
+    if inherited:
+        inherit(risk, flagged, d)
     out: dict = {
         "threshold": threshold,
         "recall": float(flagged[d.y].mean()),
@@ -167,6 +197,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--generators", nargs="+", default=sorted(PLAN), choices=sorted(PLAN))
     parser.add_argument("--details", action="store_true", help="per shape and per actor type tables")
+    parser.add_argument("--inherit", action="store_true",
+                        help="apply the verdict inheritance analyze runs after scoring (Linker.inherited)")
     args = parser.parse_args()
     data = {g: {part: load(specs, args.work, args.scale) for part, specs in PLAN[g].items()} for g in args.generators}
     results = []
@@ -176,7 +208,7 @@ def main() -> None:
             for report_on in args.generators:
                 threshold = calibrate(model, data[report_on]["calibrate"], PLAN[report_on]["calibrate"])
                 results.append({"fit": fit_on, "report": report_on, "model": name,
-                                "metrics": report(model, threshold, data[report_on]["test"])})
+                                "metrics": report(model, threshold, data[report_on]["test"], args.inherit)})
     print(markdown(results))
     if args.details:
         for r in results:

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from distillguard.engines.local import join_on_account, load_features, open_store
 from distillguard.ingest import RejectSink
-from distillguard.linking import link_accounts
+from distillguard.linking.config import KIND_ID
+from distillguard.linking.link import Linker
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent / "distillguard"
@@ -101,25 +102,38 @@ def read_truth(folder: Path) -> dict[str, tuple[bool, str, str, str]]:
     return out
 
 
-def account_table(folder: Path) -> pa.Table:
-    """Account and cluster features of one generated log, as `analyze` computes them before scoring."""
+def account_table(folder: Path) -> tuple[pa.Table, pa.Table]:
+    """Account and cluster features of one generated log, as `analyze` computes them before scoring,
+    and the incidences verdicts are inherited through after scoring (`Linker.inherited`): one row
+    per account and egress range or card (`LinkConfig.inherit_kinds`) with its exchanges there."""
     con = open_store(None)
     with RejectSink(None) as rejects:
         features, _, _ = load_features(
             con, log_files(folder), rejects=rejects, accounts=folder / "accounts.jsonl",
             releases=folder / "releases.jsonl", quiet=True,
         )
-    return join_on_account(features, link_accounts(con).accounts)
+    with Linker(con) as linker:
+        accounts = linker.link().accounts
+        kinds = ", ".join(str(KIND_ID[k]) for k in linker.cfg.inherit_kinds)
+        egress = con.sql(f"SELECT a.account_id, i.kind, i.key, i.n FROM _lk_inc i JOIN _lk_acct a USING (aid) "
+                         f"WHERE i.kind IN ({kinds})").to_arrow_table()
+    return join_on_account(features, accounts), egress
+
+
+def egress(world: World, work: Path) -> pa.Table:
+    """The world's inheritance incidences (written beside its `labelled` table)."""
+    labelled(world, work)
+    return pq.read_table(work / f"{world.name}.egress.parquet")
 
 
 def labelled(world: World, work: Path) -> pa.Table:
     """The world's account table with its truth columns (generated and cached on first use)."""
     cache = work / f"{world.name}.parquet"
-    if cache.exists():
+    if cache.exists() and (work / f"{world.name}.egress.parquet").exists():
         return pq.read_table(cache)
     folder = work / world.name
     generate(world, folder)
-    table = account_table(folder)
+    table, incidences = account_table(folder)
     truth = read_truth(folder)
     ids = table.column("account_id").to_pylist()
     rows = [truth.get(a, (False, "unknown", "", "")) for a in ids]
@@ -128,5 +142,6 @@ def labelled(world: World, work: Path) -> pa.Table:
         table = table.append_column(name, pa.array([r[j] for r in rows], kind))
     table = table.append_column("world", pa.array([str(world)] * len(ids), pa.string()))
     work.mkdir(parents=True, exist_ok=True)
+    pq.write_table(incidences, work / f"{world.name}.egress.parquet")
     pq.write_table(table, cache)
     return table

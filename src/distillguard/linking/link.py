@@ -104,6 +104,28 @@ def _inherit_sql(cfg: LinkConfig) -> str:
     """
 
 
+def inherit_verdicts(con: duckdb.DuckDBPyConnection, risk: np.ndarray, flagged: np.ndarray,
+                     cfg: LinkConfig) -> dict[int, str]:
+    """Flag, in place, the accounts (by `aid` of the connection's `_lk_acct` and `_lk_inc`) that
+    inherit the verdict of the flagged accounts sharing their egress ranges or cards, round after
+    round until none does (`LinkConfig.inherit_rounds`); returns aid -> the kind's reason code."""
+    reason: dict[int, str] = {}
+    codes = {KIND_ID[k]: next(e.reason for e in cfg.kinds if e.name == k) for k in cfg.inherit_kinds}
+    for _ in range(cfg.inherit_rounds if cfg.inherit_kinds else 0):
+        con.register("_lk_verdict", pa.table({"aid": np.arange(len(risk), dtype=np.int32), "risk": risk,
+                                              "flagged": flagged}))
+        try:
+            found = con.execute(_inherit_sql(cfg)).fetchall()
+        finally:
+            con.unregister("_lk_verdict")
+        if not found:
+            break
+        for aid, kind, value in found:
+            risk[aid], flagged[aid] = max(risk[aid], value), True
+            reason[aid] = codes[kind]
+    return reason
+
+
 def _cluster_table_sql(cfg: LinkConfig) -> str:
     names = "[" + ", ".join(f"'{c}'" for c in CAPABILITIES) + "]"
     return f"""
@@ -241,25 +263,11 @@ class Linker:
         """The unflagged accounts of `scored` (account_id, risk, flagged) that share egress ranges or
         cards with flagged accounts almost only (`LinkConfig.inherit_kinds`): account_id, the risk
         they inherit (the median risk of those flagged users) and the reason code of the kind."""
-        cfg = self.cfg
         by_id = dict(zip(scored.column("account_id").to_pylist(), range(scored.num_rows), strict=True))
         rows = [by_id[a] for a in self.account_ids]
         risk = scored.column("risk").to_numpy()[rows].astype(np.float64)
         flagged = scored.column("flagged").to_numpy(zero_copy_only=False)[rows].astype(bool)
-        reason: dict[int, str] = {}
-        names = {KIND_ID[k]: k for k in cfg.inherit_kinds}
-        for _ in range(cfg.inherit_rounds if cfg.inherit_kinds else 0):
-            verdict = pa.table({"aid": np.arange(len(rows), dtype=np.int32), "risk": risk, "flagged": flagged})
-            self.con.register("_lk_verdict", verdict)
-            try:
-                found = self.con.execute(_inherit_sql(cfg)).fetchall()
-            finally:
-                self.con.unregister("_lk_verdict")
-            if not found:
-                break
-            for aid, kind, value in found:
-                risk[aid], flagged[aid] = max(risk[aid], value), True
-                reason[aid] = next(e.reason for e in cfg.kinds if e.name == names[kind])
+        reason = inherit_verdicts(self.con, risk, flagged, self.cfg)
         aids = sorted(reason)
         return pa.table({
             "account_id": pa.array([self.account_ids[a] for a in aids], pa.string()),
