@@ -384,6 +384,46 @@ def test_cluster_keys_keep_only_distinctive_infrastructure():
     assert cluster_keys(con, members, [], flagged) == {}
 
 
+def test_a_request_through_a_flagged_operations_range_inherits_its_verdict(batch):
+    """Online verdict inheritance: the egress ranges that flagged accounts almost only use are
+    indexed with their median risk; a new account's request through one is flagged at that risk
+    with `shared-infrastructure` first, and a request through a range shared with honest users or
+    used by too few accounts keeps the model's verdict."""
+    import duckdb
+    import pyarrow as pa
+
+    from distillguard.linking.snapshot import LinkSnapshot
+
+    rows = [{"request_id": f"c{i}", "account_id": f"camp-{i}", "ip_prefix": "203.0.113.0/24"} for i in range(6)]
+    rows += [{"request_id": f"o{i}", "account_id": f"camp-{i}", "ip_prefix": "198.51.100.0/24"} for i in range(6)]
+    rows += [{"request_id": f"l{i}", "account_id": f"legit-{i}", "ip_prefix": "198.51.100.0/24"} for i in range(6)]
+    rows += [{"request_id": f"s{i}", "account_id": f"camp-{i}", "ip_prefix": "192.0.2.0/24"} for i in range(4)]
+    con = duckdb.connect()
+    con.register("signals", _signals_table(rows))
+    verdicts = pa.table({"account_id": [f"camp-{i}" for i in range(6)] + [f"legit-{i}" for i in range(6)],
+                         "risk": [0.91, 0.93, 0.95, 0.97, 0.99, 0.2] + [0.01] * 6,
+                         "flagged": [True] * 5 + [False] + [False] * 6})
+    snapshot = LinkSnapshot()
+    snapshot.index_egress(con, verdicts)
+    # 5 of the range's 6 users flagged is below 90%: with the sixth flagged too, it is the network's.
+    assert snapshot.egress == {}
+    verdicts = verdicts.set_column(2, "flagged", pa.array([True] * 6 + [False] * 6))
+    snapshot.index_egress(con, verdicts)
+    assert snapshot.egress == {("ip_prefix", "203.0.113.0/24"): pytest.approx(0.94)}
+
+    base, _ = batch
+    row = base.sql("SELECT * REPLACE (epoch_ms(ts) AS ts) FROM signals ORDER BY ts LIMIT 1").to_arrow_table().to_pylist()[0]
+    detector = OnlineDetector(policy=Policy.default())
+    plain = detector.observe_many([dict(row, account_id="newcomer", ip_prefix="198.51.100.0/24")], [0.0])
+    assert plain[0][0].risk < detector.threshold
+    detector.use_links(snapshot)
+    through = detector.observe_many([dict(row, account_id="newcomer-2", ip_prefix="203.0.113.0/24")], [0.0])
+    assert through[0][0].risk == pytest.approx(0.94) and 0.94 > detector.threshold
+    assert through[0][0].reasons[0] == "shared-infrastructure"
+    elsewhere = detector.observe_many([dict(row, account_id="newcomer-3", ip_prefix="192.0.2.0/24")], [0.0])
+    assert elsewhere[0][0].risk < detector.threshold
+
+
 def test_gateway_loads_the_cluster_snapshot_of_analyze(replayed, tmp_path):
     from distillguard.errors import InputError
     from distillguard.linking.snapshot import LinkSnapshot

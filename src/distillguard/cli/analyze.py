@@ -164,6 +164,7 @@ def _write_link_snapshot(result: AnalysisResult, folder: Path) -> None:
                                        result.accounts.column("risk").to_pylist(), strict=True)))
     flagged = set(result.accounts.filter(result.accounts.column("flagged")).column("account_id").to_pylist())
     snapshot.index_keys(result.con, link.accounts, lambda accounts: flagged.intersection(accounts))
+    snapshot.index_egress(result.con, result.accounts)
     snapshot.write(folder)
 
 

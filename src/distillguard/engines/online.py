@@ -80,6 +80,8 @@ class _Seen:
     cluster_id: str | None
     cluster_risk: float
     request_signals: frozenset[str]
+    # The risk this request inherits from its egress range or card, and the kind's reason code.
+    inherited: tuple[float, str | None] = (0.0, None)
 
 
 class OnlineDetector:
@@ -386,16 +388,23 @@ class OnlineDetector:
             cluster_id=cluster_id,
             cluster_risk=self.links.cluster_risk.get(cluster_id, 0.0) if cluster_id else 0.0,
             request_signals=frozenset(c for c in ELICITATION_COLUMNS if (row.get(c) or 0) > 0.5),
+            inherited=self.links.inherited(row),
         )
 
     def _assessment(self, seen: _Seen, logit: float) -> Assessment:
         risk = float(risk_of(logit, seen.link[-1] if seen.link is not None else 0.0))
         flagged = risk > self.threshold
+        reasons = self._reasons_for(seen.account, seen.n, seen.x, flagged, seen.link)
+        inherited, code = seen.inherited
+        if not flagged and inherited > self.threshold:
+            # As `analyze` does after scoring (`Linker.inherited`), for this request's egress.
+            risk, flagged = inherited, True
+            reasons = (code, *(r for r in reasons if r != code))
         return Assessment(
             account_id=seen.account,
             risk=risk,
             flagged=bool(flagged),
-            reasons=self._reasons_for(seen.account, seen.n, seen.x, flagged, seen.link),
+            reasons=reasons,
             cluster_id=seen.cluster_id,
             cluster_risk=seen.cluster_risk,
             n_exchanges=seen.before,

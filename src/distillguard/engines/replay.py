@@ -154,6 +154,11 @@ def _window(con: duckdb.DuckDBPyConnection, until_ts: int, since_ts: int | None 
 
 def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int) -> None:
     detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
+    risk = detector.risks(link.accounts.column("account_id").to_pylist(), until_ts)
+    detector.links.index_egress(con, pa.table({
+        "account_id": pa.array(list(risk), pa.string()), "risk": pa.array(list(risk.values()), pa.float64()),
+        "flagged": pa.array([r > detector.threshold for r in risk.values()], pa.bool_()),
+    }))
     if detector.attach:
         def flagged(accounts: list[str]) -> list[str]:
             return [a for a, risk in detector.risks(accounts, until_ts).items() if risk > detector.threshold]

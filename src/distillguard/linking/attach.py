@@ -93,6 +93,32 @@ def cluster_keys(con: duckdb.DuckDBPyConnection, members: pa.Table, clusters: It
     return index
 
 
+def egress_owners(con: duckdb.DuckDBPyConnection, verdicts: pa.Table, kinds: Collection[str], *,
+                  min_accounts: int, purity: float) -> dict[tuple[str, str], float]:
+    """The online form of the verdict inheritance (`linking.link.inherit_verdicts`): (kind, key) ->
+    risk for the values of `kinds` in the `signals` table used by `min_accounts` or more of the
+    accounts of `verdicts` (account_id, risk, flagged), at least `purity` of them flagged; the risk
+    is the median risk of those flagged users. A request through such a value is the operation's."""
+    columns = [(kind, column) for kind, column in _KINDS if kind in kinds]
+    if not columns or verdicts.num_rows == 0:
+        return {}
+    con.register("_eg_verdict", verdicts.select(["account_id", "risk", "flagged"]))
+    out: dict[tuple[str, str], float] = {}
+    try:
+        for kind, column in columns:
+            rows = con.execute(f"""
+                SELECT key, median(v.risk) FILTER (WHERE v.flagged)
+                FROM (SELECT DISTINCT account_id, {column}::VARCHAR AS key FROM signals WHERE {column} IS NOT NULL)
+                JOIN _eg_verdict v USING (account_id)
+                GROUP BY key
+                HAVING count(*) >= {min_accounts} AND count(*) FILTER (WHERE v.flagged) >= {purity} * count(*)
+            """).fetchall()
+            out.update(((kind, key), float(risk)) for key, risk in rows)
+    finally:
+        con.unregister("_eg_verdict")
+    return out
+
+
 def row_keys(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (kind, key) pairs of one signals row, in the same text form as `cluster_keys`."""
     return [(kind, str(row[column])) for kind, column in _KINDS if row.get(column) is not None]

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillguard.errors import InputError
-from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys
+from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, egress_owners, row_keys
+from distillguard.linking.config import LinkConfig
 from distillguard.linking.features import CLUSTER_FEATURES
-from distillguard.reasons import COORDINATED_CLUSTER
+from distillguard.reasons import COORDINATED_CLUSTER, SHARED_INFRASTRUCTURE, SHARED_PAYMENT
 
 # Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
 MAX_ATTACHED = 1_000_000
@@ -37,6 +38,9 @@ class LinkSnapshot:
     key_index: dict[tuple[str, str], str] = field(default_factory=dict)
     cluster_values: dict[str, np.ndarray] = field(default_factory=dict)
     n_attached: int = 0
+    # Egress ranges and cards used almost only by flagged accounts, with the risk a request through
+    # one of them inherits (`linking.attach.egress_owners`).
+    egress: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def set_cluster_risk(self, risk: Mapping[str, float]) -> None:
         """Each cluster's risk: the mean `risk` of its members."""
@@ -73,6 +77,12 @@ class LinkSnapshot:
             "key": pa.array([v for (_, v), _ in keys], pa.string()),
             "cluster_id": pa.array([c for _, c in keys], pa.string()),
         }), folder / "keys.parquet")
+        egress = sorted(self.egress.items())
+        pq.write_table(pa.table({
+            "kind": pa.array([k for (k, _), _ in egress], pa.string()),
+            "key": pa.array([v for (_, v), _ in egress], pa.string()),
+            "risk": pa.array([r for _, r in egress], pa.float64()),
+        }), folder / "egress.parquet")
         (folder / "snapshot.json").write_text(json.dumps({"version": 1, "columns": [*CLUSTER_FEATURES, "watchlist"]}))
 
     @classmethod
@@ -85,10 +95,16 @@ class LinkSnapshot:
             accounts = pq.read_table(folder / "accounts.parquet")
             clusters = pq.read_table(folder / "clusters.parquet")
             keys = pq.read_table(folder / "keys.parquet")
+            # Snapshots written before verdict inheritance have no egress file.
+            egress = pq.read_table(folder / "egress.parquet") if (folder / "egress.parquet").exists() else None
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise InputError(f"{folder}: cannot read cluster snapshot: {exc}") from None
         try:
-            return cls._from_tables(accounts, clusters, keys, folder)
+            snap = cls._from_tables(accounts, clusters, keys, folder)
+            if egress is not None:
+                snap.egress = {(str(k), str(v)): float(r) for k, v, r in
+                               zip(*(egress.column(n).to_pylist() for n in ("kind", "key", "risk")), strict=True)}
+            return snap
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{folder}: malformed cluster snapshot: {exc}") from None
 
@@ -117,6 +133,24 @@ class LinkSnapshot:
         (`flagged(accounts)` picks them) outside those clusters do not count against a key."""
         risky = [c for c, risk in self.cluster_risk.items() if risk >= ATTACH_MIN_CLUSTER_RISK]
         self.key_index = cluster_keys(con, link_accounts, risky, flagged)
+
+    def index_egress(self, con: duckdb.DuckDBPyConnection, verdicts: pa.Table, cfg: LinkConfig | None = None) -> None:
+        """Collect the egress ranges and cards of the `signals` table that almost only flagged
+        accounts of `verdicts` (account_id, risk, flagged) use (`linking.attach.egress_owners`)."""
+        cfg = cfg or LinkConfig()
+        self.egress = egress_owners(con, verdicts, cfg.inherit_kinds, min_accounts=cfg.inherit_min_accounts,
+                                    purity=cfg.inherit_purity)
+
+    def inherited(self, row: Mapping[str, Any]) -> tuple[float, str | None]:
+        """The risk a request inherits from the egress range or card it comes through (0 if none),
+        and that kind's reason code."""
+        best, code = 0.0, None
+        if self.egress:
+            for key in row_keys(row):
+                risk = self.egress.get(key)
+                if risk is not None and risk > best:
+                    best, code = risk, SHARED_PAYMENT if key[0] == "payment" else SHARED_INFRASTRUCTURE
+        return best, code
 
     def attach(self, account: str, cluster: str) -> None:
         """Make `account` a member of `cluster` until the next linking pass (bounded)."""
