@@ -26,13 +26,13 @@ from distillguard.behaviour.state import utc_iso
 from distillguard.engines.local import load_side_tables, load_signals, open_store, score_and_group
 from distillguard.engines.online import OnlineDetector, account_infos, release_list
 from distillguard.ingest.rejects import RejectSink
-from distillguard.linking import LinkResult, link_accounts
+from distillguard.linking import LinkResult
 from distillguard.linking.link import Linker
 from distillguard.linking.snapshot import LinkSnapshot
 from distillguard.policy.decision import severity
 from distillguard.progress import track
 from distillguard.schema import ACTIONS_CSV_HEADER
-from distillguard.scoring.assign import CLUSTERS_SCHEMA, score_accounts, score_table
+from distillguard.scoring.assign import CLUSTERS_SCHEMA, inherit, score_accounts, score_table
 
 DEFAULT_RELINK_HOURS = 6.0
 DEFAULT_WINDOW_HOURS = 72.0
@@ -152,13 +152,19 @@ def _window(con: duckdb.DuckDBPyConnection, until_ts: int, since_ts: int | None 
     )
 
 
-def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int) -> None:
+def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int,
+               linker: Linker | None = None) -> None:
     detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
-    risk = detector.risks(link.accounts.column("account_id").to_pylist(), until_ts)
-    detector.links.index_egress(con, pa.table({
-        "account_id": pa.array(list(risk), pa.string()), "risk": pa.array(list(risk.values()), pa.float64()),
-        "flagged": pa.array([r > detector.threshold for r in risk.values()], pa.bool_()),
-    }))
+    if linker is not None:
+        # The egress the flagged accounts own, after the inheritance `analyze` runs: an operation's
+        # ranges become its own once the accounts they flag in turn are counted.
+        risk = detector.risks(link.accounts.column("account_id").to_pylist(), until_ts)
+        verdicts = pa.table({
+            "account_id": pa.array(list(risk), pa.string()), "risk": pa.array(list(risk.values()), pa.float64()),
+            "flagged": pa.array([r > detector.threshold for r in risk.values()], pa.bool_()),
+            "reasons": pa.array([""] * len(risk), pa.string()),
+        })
+        detector.links.index_egress(con, inherit(verdicts, linker.inherited(verdicts)))
     if detector.attach:
         def flagged(accounts: list[str]) -> list[str]:
             return [a for a, risk in detector.risks(accounts, until_ts).items() if risk > detector.threshold]
@@ -169,7 +175,8 @@ def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: L
 def _relinker(con: duckdb.DuckDBPyConnection, detector: OnlineDetector) -> Callable[[int, int], None]:
     def relink(until_ts: int, since_ts: int) -> None:
         _window(con, until_ts, since_ts)
-        _use_links(con, detector, link_accounts(con), until_ts)
+        with Linker(con) as linker:
+            _use_links(con, detector, linker.link(), until_ts, linker)
 
     return relink
 

@@ -263,10 +263,12 @@ class Linker:
         """The unflagged accounts of `scored` (account_id, risk, flagged) that share egress ranges or
         cards with flagged accounts almost only (`LinkConfig.inherit_kinds`): account_id, the risk
         they inherit (the median risk of those flagged users) and the reason code of the kind."""
+        # Accounts `scored` lacks (an online store evicted their state) count as unflagged.
         by_id = dict(zip(scored.column("account_id").to_pylist(), range(scored.num_rows), strict=True))
-        rows = [by_id[a] for a in self.account_ids]
-        risk = scored.column("risk").to_numpy()[rows].astype(np.float64)
-        flagged = scored.column("flagged").to_numpy(zero_copy_only=False)[rows].astype(bool)
+        rows = np.array([by_id.get(a, -1) for a in self.account_ids], dtype=np.int64)
+        known = rows >= 0
+        risk = np.where(known, scored.column("risk").to_numpy()[np.maximum(rows, 0)], 0.0).astype(np.float64)
+        flagged = known & scored.column("flagged").to_numpy(zero_copy_only=False)[np.maximum(rows, 0)].astype(bool)
         reason = inherit_verdicts(self.con, risk, flagged, self.cfg)
         aids = sorted(reason)
         return pa.table({
