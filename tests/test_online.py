@@ -418,7 +418,7 @@ def test_a_request_through_a_flagged_operations_range_inherits_its_verdict(batch
     assert plain[0][0].risk < detector.threshold
     detector.use_links(snapshot)
     through = detector.observe_many([dict(row, account_id="newcomer-2", ip_prefix="203.0.113.0/24")], [0.0])
-    assert through[0][0].risk == pytest.approx(0.94) and 0.94 > detector.threshold
+    assert through[0][0].risk == pytest.approx(0.94) and detector.threshold < 0.94
     assert through[0][0].reasons[0] == "shared-infrastructure"
     elsewhere = detector.observe_many([dict(row, account_id="newcomer-3", ip_prefix="192.0.2.0/24")], [0.0])
     assert elsewhere[0][0].risk < detector.threshold

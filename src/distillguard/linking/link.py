@@ -263,6 +263,9 @@ class Linker:
         """The unflagged accounts of `scored` (account_id, risk, flagged) that share egress ranges or
         cards with flagged accounts almost only (`LinkConfig.inherit_kinds`): account_id, the risk
         they inherit (the median risk of those flagged users) and the reason code of the kind."""
+        if scored.num_rows == 0:
+            return pa.table({"account_id": pa.array([], pa.string()), "risk": pa.array([], pa.float64()),
+                             "reason": pa.array([], pa.string())})
         # Accounts `scored` lacks (an online store evicted their state) count as unflagged.
         by_id = dict(zip(scored.column("account_id").to_pylist(), range(scored.num_rows), strict=True))
         rows = np.array([by_id.get(a, -1) for a in self.account_ids], dtype=np.int64)
