@@ -107,7 +107,7 @@ class LinkConfig:
     # flagged alone leave through the same egress ranges and pay with the same cards as the rest
     # of it; a campus NAT or an office range, mostly honest accounts, never qualifies. TLS
     # fingerprints are not among the kinds: honest developers run the same client stacks as
-    # campaigns (measured: `docs/scoring.md`).
+    # campaigns (measured: `docs/linking.md`, "Verdict inheritance").
     inherit_kinds: tuple[str, ...] = ("ip_prefix", "payment")
     inherit_min_accounts: int = 5
     inherit_purity: float = 0.9
