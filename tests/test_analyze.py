@@ -133,6 +133,23 @@ def test_running_out_of_duckdb_memory_is_a_one_line_error_naming_the_setting(tmp
     assert "allocate" in lines[0] and "DISTILLGUARD_DUCKDB_MEMORY" in lines[0]
 
 
+def test_a_full_spill_disk_is_a_one_line_error_naming_the_folder(monkeypatch, capsys):
+    import duckdb
+
+    import distillguard.cli as cli
+
+    def full(*args, **kwargs):
+        raise duckdb.IOException('IO Error: Could not write file "/tmp/distillguard-spill-1/x.tmp": '
+                                 "No space left on device")
+
+    monkeypatch.setattr(cli, "app", full)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stop.value.code == 1 and len(lines) == 1
+    assert "No space left on device" in lines[0] and "TMPDIR" in lines[0]
+
+
 PARENT = """
 import os, sys
 from distillguard.engines.local import _signal_pool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 
 import typer
 from rich.console import Console
@@ -72,14 +73,17 @@ def main() -> None:
     except Exception as exc:
         import duckdb  # only now: `--help` need not load it
 
-        # Out of memory surfaces as OutOfMemoryException, or as a failed commit that could not allocate.
-        if not (isinstance(exc, duckdb.OutOfMemoryException)
-                or (isinstance(exc, duckdb.Error) and "allocate" in str(exc).split("\n", 1)[0])):
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # One line, not a traceback: what ran out and the setting that gives more of it. Out of memory
+        # surfaces as OutOfMemoryException, or as a failed commit that could not allocate; a full
+        # disk as an IOException while DuckDB spills beyond its memory limit.
+        if isinstance(exc, duckdb.OutOfMemoryException) or (isinstance(exc, duckdb.Error) and "allocate" in first):
+            hint = "DuckDB's memory limit is set by DISTILLGUARD_DUCKDB_MEMORY, default 1GB"
+        elif isinstance(exc, duckdb.IOException) and "No space left" in first:
+            hint = f"DuckDB spills beyond its memory limit under {tempfile.gettempdir()}; set TMPDIR to a larger disk"
+        else:
             raise
-        # One line, not a traceback: what ran out and the setting that gives it more.
-        first = str(exc).splitlines()[0]
-        err_console.print(f"[bold red]error:[/] {first} (DuckDB's memory limit is set by "
-                          "DISTILLGUARD_DUCKDB_MEMORY, default 1GB)", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {first} ({hint})", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 
