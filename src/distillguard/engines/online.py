@@ -447,11 +447,15 @@ class OnlineDetector:
         return reasons
 
     # -- snapshots ---------------------------------------------------------------------------------
-    def set_links(self, snapshot: LinkSnapshot, now_ts: int) -> None:
-        """Swap in a new linking pass; cluster risk is the mean current risk of its members."""
+    def set_links(self, snapshot: LinkSnapshot, now_ts: int, accounts: Sequence[str] | None = None) -> dict[str, float]:
+        """Swap in a new linking pass; cluster risk is the mean current risk of its members. Returns
+        the current risks of `accounts` (default: the clustered ones; they must include them), for
+        callers that need more verdicts under the new pass than its clusters' own."""
         self.use_links(snapshot)
-        snapshot.set_cluster_risk(self.risks(list(snapshot.cluster_of), now_ts))
+        risk = self.risks(list(snapshot.cluster_of) if accounts is None else accounts, now_ts)
+        snapshot.set_cluster_risk(risk)
         snapshot.finish()
+        return risk
 
     def risks(self, accounts: Sequence[str], now_ts: int) -> dict[str, float]:
         """Current risk of each of `accounts` that has state, as its next exchange would be scored."""

@@ -154,11 +154,13 @@ def _window(con: duckdb.DuckDBPyConnection, until_ts: int, since_ts: int | None 
 
 def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: LinkResult, until_ts: int,
                linker: Linker | None = None) -> None:
-    detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts)
+    # Every account of the window scored once under the new pass: its clusters' risks, the egress
+    # index and the attach keys all read these verdicts.
+    risk = detector.set_links(LinkSnapshot.from_link_table(link.accounts), until_ts,
+                              link.accounts.column("account_id").to_pylist())
     if linker is not None:
         # The egress the flagged accounts own, after the inheritance `analyze` runs: an operation's
         # ranges become its own once the accounts they flag in turn are counted.
-        risk = detector.risks(link.accounts.column("account_id").to_pylist(), until_ts)
         verdicts = pa.table({
             "account_id": pa.array(list(risk), pa.string()), "risk": pa.array(list(risk.values()), pa.float64()),
             "flagged": pa.array([r > detector.threshold for r in risk.values()], pa.bool_()),
@@ -167,7 +169,7 @@ def _use_links(con: duckdb.DuckDBPyConnection, detector: OnlineDetector, link: L
         detector.links.index_egress(con, inherit(verdicts, linker.inherited(verdicts)))
     if detector.attach:
         def flagged(accounts: list[str]) -> list[str]:
-            return [a for a, risk in detector.risks(accounts, until_ts).items() if risk > detector.threshold]
+            return [a for a in accounts if risk.get(a, 0.0) > detector.threshold]
 
         detector.links.index_keys(con, link.accounts, flagged)
 

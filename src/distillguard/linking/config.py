@@ -60,6 +60,11 @@ EDGE_KINDS: tuple[EdgeKind, ...] = (
 KIND_ID: dict[str, int] = {k.name: i for i, k in enumerate(EDGE_KINDS)}
 
 
+def kind_reason(name: str, kinds: tuple[EdgeKind, ...] = EDGE_KINDS) -> str:
+    """The reason code of the edge kind called `name`."""
+    return next(k.reason for k in kinds if k.name == name)
+
+
 @dataclass(frozen=True)
 class LinkConfig:
     """Tunable constants of linking and clustering; the defaults are the documented operating point."""

@@ -19,6 +19,7 @@ from distillguard.linking.config import (
     SHARED_HARVEST_CONTENT,
     WATCHLIST_MATCH,
     LinkConfig,
+    kind_reason,
 )
 from distillguard.linking.content import CONTENT_TABLES, attach_sql, score_content
 from distillguard.linking.features import CLUSTER_FEATURES, cluster_feature_sql, reason_sql
@@ -110,7 +111,7 @@ def inherit_verdicts(con: duckdb.DuckDBPyConnection, risk: np.ndarray, flagged: 
     inherit the verdict of the flagged accounts sharing their egress ranges or cards, round after
     round until none does (`LinkConfig.inherit_rounds`); returns aid -> the kind's reason code."""
     reason: dict[int, str] = {}
-    codes = {KIND_ID[k]: next(e.reason for e in cfg.kinds if e.name == k) for k in cfg.inherit_kinds}
+    codes = {KIND_ID[k]: kind_reason(k, cfg.kinds) for k in cfg.inherit_kinds}
     for _ in range(cfg.inherit_rounds if cfg.inherit_kinds else 0):
         con.register("_lk_verdict", pa.table({"aid": np.arange(len(risk), dtype=np.int32), "risk": risk,
                                               "flagged": flagged}))

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 
 from distillguard.errors import InputError
 from distillguard.linking.attach import ATTACH_MIN_CLUSTER_RISK, cluster_keys, egress_owners, row_keys
-from distillguard.linking.config import LinkConfig
+from distillguard.linking.config import LinkConfig, kind_reason
 from distillguard.linking.features import CLUSTER_FEATURES
-from distillguard.reasons import COORDINATED_CLUSTER, SHARED_INFRASTRUCTURE, SHARED_PAYMENT
+from distillguard.reasons import COORDINATED_CLUSTER
 
 # Accounts attached to clusters between two linking passes, at most (the snapshot is per process).
 MAX_ATTACHED = 1_000_000
@@ -149,7 +149,7 @@ class LinkSnapshot:
             for key in row_keys(row):
                 risk = self.egress.get(key)
                 if risk is not None and risk > best:
-                    best, code = risk, SHARED_PAYMENT if key[0] == "payment" else SHARED_INFRASTRUCTURE
+                    best, code = risk, kind_reason(key[0])
         return best, code
 
     def attach(self, account: str, cluster: str) -> None:
